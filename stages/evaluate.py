@@ -1,0 +1,48 @@
+"""Stage ``evaluate@<model>``: score ``test`` and every eval set; write metrics and plots.
+
+Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/``.
+Writes: ``<scores>`` (data/scores/<model>.parquet), ``<metrics>`` (metrics/<model>.json: one block
+per set, at the dev-set threshold), ``<plots>/`` (roc/det/confusion CSV for DVC, PNG figures).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from deepfake_audio.evaluation import metrics_from_scores, score_splits, threshold_of, write_plots
+from deepfake_audio.io import write_frame, write_json
+from deepfake_audio.stage import run_stage
+from deepfake_audio.training import load_bundle, load_inputs
+
+
+def body(args: argparse.Namespace, params) -> str:
+    bundle = load_bundle(args.bundle)
+    manifest = pd.read_parquet(args.manifest)
+    splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
+    data = load_inputs(manifest, kind=bundle.kind, frames_path=args.scaled / "frames.parquet",
+                       utterances_path=args.scaled / "utterances.parquet", splits=splits)
+    scores = score_splits(bundle, data)
+    write_frame(args.scores, scores)
+    threshold = threshold_of(bundle)
+    metrics = metrics_from_scores(scores, threshold=threshold)
+    write_json(args.metrics, metrics)
+    write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots)
+    return "; ".join(f"{k}: EER {100 * v['eer']:.2f}% on {v['n_bonafide']}+{v['n_spoof']}" if "eer" in v
+                     else f"{k}: {v['error']}" for k, v in metrics.items())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--scaled", type=Path, required=True)
+    parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--plots", type=Path, required=True)
+    run_stage("evaluate", parser, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Stage ``split``: speaker-disjoint, stratified train/dev/test, plus ``eval:<name>`` sets.
+
+Reads: ``<manifest>`` (data/raw/manifest.parquet); params ``split``.
+Writes: ``<out>`` (data/split/manifest.parquet, the manifest plus ``split``) and ``<report>``
+(metrics/split.json: counts per split, class, attack and source; shared speakers).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from deepfake_audio.io import write_frame, write_json
+from deepfake_audio.split import assign_splits, split_report
+from deepfake_audio.stage import run_stage
+
+
+def body(args: argparse.Namespace, params) -> str:
+    manifest = pd.read_parquet(args.manifest)
+    out = assign_splits(manifest, params.split)
+    report = split_report(out)
+    if report["leakage"]["n_shared_speakers"]:
+        raise RuntimeError(f"speakers in more than one split: {report['leakage']['shared_speakers'][:10]}")
+    write_frame(args.out, out)
+    write_json(args.report, report)
+    sizes = ", ".join(f"{k}: {v['n_clips']} clips/{v['n_speakers']} speakers" for k, v in report["splits"].items())
+    return f"{len(out)} rows; {sizes}; 0 shared speakers"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--report", type=Path, required=True)
+    run_stage("split", parser, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Stage ``standardize``: fit per-feature scalers on the train split only and apply them everywhere.
+
+Reads: ``<features>/frames.parquet``, ``<features>/utterances.parquet``, ``<manifest>`` (for the split).
+Writes: ``<out>/frames.parquet``, ``<out>/utterances.parquet`` (standardised) and ``<out>/scaler.json``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from deepfake_audio.io import write_json
+from deepfake_audio.scaling import apply_frame_scaler, apply_table_scaler, fit_frame_scaler, fit_table_scaler
+from deepfake_audio.stage import run_stage
+
+
+def body(args: argparse.Namespace, params) -> str:
+    manifest = pd.read_parquet(args.manifest, columns=["utt_id", "split"])
+    train_ids = set(manifest.loc[manifest["split"] == "train", "utt_id"])
+    frames = fit_frame_scaler(args.features / "frames.parquet", train_ids)
+    table = fit_table_scaler(args.features / "utterances.parquet", train_ids)
+    n_frames = apply_frame_scaler(frames, args.features / "frames.parquet", args.out / "frames.parquet")
+    n_rows = apply_table_scaler(table, args.features / "utterances.parquet", args.out / "utterances.parquet")
+    write_json(args.out / "scaler.json", {"fitted_on": "train", "n_train_clips": len(train_ids),
+                                          "frames": frames.to_json(), "utterances": table.to_json()})
+    return f"scalers fitted on {len(train_ids)} train clips; {n_frames} frame rows, {n_rows} utterance rows written"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    run_stage("standardize", parser, body, argv)
+
+
+if __name__ == "__main__":
+    main()

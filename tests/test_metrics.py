@@ -1,0 +1,253 @@
+"""Tests for deepfake_audio.metrics (label 1 = bona fide, higher score = more bona fide)."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy.interpolate import interp1d
+from scipy.optimize import brentq
+from sklearn.metrics import roc_curve
+
+from deepfake_audio.metrics import compute_eer, det_curve, metric_block
+
+
+def _sklearn_eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Independent EER: where sklearn's fnr = 1 - tpr crosses fpr, linearly interpolated."""
+    fpr, tpr, _ = roc_curve(labels, scores, pos_label=1)
+    return float(brentq(lambda x: 1.0 - x - interp1d(fpr, tpr)(x), 0.0, 1.0))
+
+
+def _gaussian(n_bona: int, n_spoof: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.normal(shift, 1.0, n_bona), rng.normal(0.0, 1.0, n_spoof)])
+    labels = np.concatenate([np.ones(n_bona, int), np.zeros(n_spoof, int)])
+    perm = rng.permutation(scores.size)
+    return labels[perm], scores[perm]
+
+
+# ---------------------------------------------------------------- compute_eer
+
+
+def test_separable_scores_give_zero_eer() -> None:
+    labels = [1, 1, 1, 0, 0]
+    scores = [2.0, 3.0, 1.5, -1.0, 0.5]
+    eer, thr = compute_eer(labels, scores)
+    assert eer == 0.0
+    # Every bona fide accepted, every spoof rejected at the returned threshold.
+    s = np.array(scores)
+    assert np.all(s[np.array(labels) == 1] >= thr)
+    assert np.all(s[np.array(labels) == 0] < thr)
+
+
+def test_identical_scores_give_half() -> None:
+    eer, thr = compute_eer([1, 0, 1, 0, 0], [0.3] * 5)
+    assert eer == 0.5
+    assert thr == 0.3
+
+
+def test_hand_computed_case() -> None:
+    # bona fide: 0.9 0.7 0.4      spoof: 0.8 0.3 0.2 0.1
+    # FRR = #(bona < thr)/3, FAR = #(spoof >= thr)/4
+    #   thr    FRR   FAR   |FRR-FAR|
+    #   0.1    0/3   4/4   1
+    #   0.2    0/3   3/4   0.75
+    #   0.3    0/3   2/4   0.5
+    #   0.4    0/3   1/4   0.25
+    #   0.7    1/3   1/4   0.0833   <- minimum
+    #   0.8    2/3   1/4   0.4167
+    #   0.9    2/3   0/4   0.6667
+    #   +inf   3/3   0/4   1
+    # EER = (1/3 + 1/4) / 2 = 7/24 at threshold 0.7.
+    labels = [1, 1, 1, 0, 0, 0, 0]
+    scores = [0.9, 0.7, 0.4, 0.8, 0.3, 0.2, 0.1]
+    eer, thr = compute_eer(labels, scores)
+    assert eer == pytest.approx(7 / 24)
+    assert thr == 0.7
+
+    frr, far, thresholds = det_curve(labels, scores)
+    np.testing.assert_allclose(thresholds, [0.1, 0.2, 0.3, 0.4, 0.7, 0.8, 0.9, np.inf])
+    np.testing.assert_allclose(frr * 3, [0, 0, 0, 0, 1, 2, 2, 3])
+    np.testing.assert_allclose(far * 4, [4, 3, 2, 1, 1, 1, 0, 0])
+
+
+def test_hand_computed_case_with_ties() -> None:
+    # bona fide: 1.0 0.5 0.5      spoof: 0.5 0.0   (a three-way tie at 0.5)
+    #   thr    FRR   FAR   |FRR-FAR|
+    #   0.0    0/3   2/2   1
+    #   0.5    0/3   1/2   0.5      <- minimum: ties at 0.5 are all accepted together
+    #   1.0    2/3   0/2   0.6667
+    #   +inf   3/3   0/2   1
+    eer, thr = compute_eer([1, 1, 1, 0, 0], [1.0, 0.5, 0.5, 0.5, 0.0])
+    assert eer == pytest.approx(0.25)
+    assert thr == 0.5
+
+
+@pytest.mark.parametrize(
+    ("n_bona", "n_spoof", "shift", "seed"),
+    [
+        (10, 10, 1.0, 0),
+        (50, 200, 1.5, 1),
+        (500, 37, 0.5, 2),
+        (2000, 2000, 2.0, 3),
+        (300, 3000, 3.0, 4),
+    ],
+)
+def test_agrees_with_sklearn_roc(n_bona: int, n_spoof: int, shift: float, seed: int) -> None:
+    labels, scores = _gaussian(n_bona, n_spoof, shift, seed)
+    eer, _ = compute_eer(labels, scores)
+    assert abs(eer - _sklearn_eer(labels, scores)) <= 1.0 / min(n_bona, n_spoof)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(40, 5), (400, 6), (4000, 7)])
+def test_negated_scores_give_complementary_eer(n: int, seed: int) -> None:
+    labels, scores = _gaussian(n, n, 1.0, seed)
+    eer, _ = compute_eer(labels, scores)
+    eer_neg, _ = compute_eer(labels, -scores)
+    assert eer_neg == pytest.approx(1.0 - eer, abs=2.0 / n)
+
+
+def test_accepts_bool_and_float_labels() -> None:
+    scores = [0.9, 0.1, 0.8, 0.2]
+    assert compute_eer(np.array([True, False, True, False]), scores) == compute_eer(
+        [1.0, 0.0, 1.0, 0.0], scores
+    )
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores", "match"),
+    [
+        ([[1, 0]], [[0.1, 0.2]], "1-D"),
+        ([1, 0], [[0.1, 0.2]], "1-D"),
+        ([1, 0, 1], [0.1, 0.2], "length"),
+        ([1, 0], [0.1, float("nan")], "finite"),
+        ([1, 0], [float("inf"), 0.2], "finite"),
+        ([1, 2], [0.1, 0.2], "labels must be 0"),
+        ([1, -1], [0.1, 0.2], "labels must be 0"),
+        ([1, float("nan")], [0.1, 0.2], "labels must be 0"),
+        (["bonafide", "spoof"], [0.1, 0.2], "numeric"),
+        ([1, 0], ["a", "b"], "numeric"),
+        ([1, 1], [0.1, 0.2], "at least one"),
+        ([0, 0], [0.1, 0.2], "at least one"),
+        ([], [], "at least one"),
+    ],
+)
+def test_invalid_inputs_raise(labels: list, scores: list, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        compute_eer(labels, scores)
+    with pytest.raises(ValueError, match=match):
+        metric_block(labels, scores)
+
+
+# ---------------------------------------------------------------- metric_block
+
+
+def test_metric_block_is_plain_json() -> None:
+    labels, scores = _gaussian(60, 90, 1.0, 8)
+    attacks = np.where(labels == 1, "-", np.where(np.arange(labels.size) % 2 == 0, "A01", "A02"))
+    block = metric_block(labels, scores, attacks=attacks)
+    json.dumps(block, allow_nan=False)  # raises on numpy types or NaN/inf
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                assert type(k) is str
+                walk(v)
+        else:
+            assert type(value) in (int, float), (value, type(value))
+
+    walk(block)
+    for key in (
+        "eer", "eer_threshold", "threshold", "accuracy", "balanced_accuracy", "precision",
+        "recall", "f1", "precision_bonafide", "recall_bonafide", "f1_bonafide", "roc_auc",
+        "n_bonafide", "n_spoof", "confusion", "per_attack_eer",
+    ):
+        assert key in block
+    assert block["n_bonafide"] == 60 and block["n_spoof"] == 90
+    assert set(block["confusion"]) == {"tn", "fp", "fn", "tp"}
+    assert sum(block["confusion"].values()) == 150
+    assert block["threshold"] == block["eer_threshold"]
+    assert "per_attack_eer" not in metric_block(labels, scores)
+
+
+def test_metric_block_hand_computed() -> None:
+    # Threshold 0.5: predicted spoof = score < 0.5.
+    # bona fide 0.9 0.6 0.4 -> accepted, accepted, rejected     : tn=2, fp=1
+    # spoof     0.7 0.3 0.2 0.1 -> accepted, rej, rej, rej       : tp=3, fn=1
+    labels = [1, 1, 1, 0, 0, 0, 0]
+    scores = [0.9, 0.6, 0.4, 0.7, 0.3, 0.2, 0.1]
+    b = metric_block(labels, scores, threshold=0.5)
+    assert b["confusion"] == {"tn": 2, "fp": 1, "fn": 1, "tp": 3}
+    assert b["threshold"] == 0.5
+    assert b["accuracy"] == pytest.approx(5 / 7)
+    assert b["precision"] == pytest.approx(3 / 4)
+    assert b["recall"] == pytest.approx(3 / 4)
+    assert b["f1"] == pytest.approx(3 / 4)
+    assert b["precision_bonafide"] == pytest.approx(2 / 3)
+    assert b["recall_bonafide"] == pytest.approx(2 / 3)
+    assert b["f1_bonafide"] == pytest.approx(2 / 3)
+    assert b["balanced_accuracy"] == pytest.approx((3 / 4 + 2 / 3) / 2)
+    assert b["far"] == pytest.approx(1 / 4)
+    assert b["frr"] == pytest.approx(1 / 3)
+    # AUC, bona fide positive: 12 (bona, spoof) pairs, 10 ordered correctly.
+    assert b["roc_auc"] == pytest.approx(10 / 12)
+
+
+def test_metric_block_matches_sklearn() -> None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score
+
+    labels, scores = _gaussian(70, 130, 1.2, 9)
+    b = metric_block(labels, scores, threshold=0.3)
+    pred = (scores >= 0.3).astype(int)  # 1 = predicted bona fide
+    assert b["accuracy"] == pytest.approx(accuracy_score(labels, pred))
+    assert b["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, pred))
+    assert b["precision"] == pytest.approx(precision_score(labels, pred, pos_label=0))
+    assert b["f1"] == pytest.approx(f1_score(labels, pred, pos_label=0))
+    assert b["f1_bonafide"] == pytest.approx(f1_score(labels, pred, pos_label=1))
+
+
+@pytest.mark.parametrize("threshold", [-100.0, 100.0])
+def test_one_class_threshold_gives_zero_not_nan(threshold: float) -> None:
+    labels, scores = _gaussian(20, 30, 1.0, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = metric_block(labels, scores, threshold=threshold)
+    for key, value in b.items():
+        if isinstance(value, float):
+            assert math.isfinite(value), key
+    if threshold < 0:  # everything accepted as bona fide: no spoof predictions at all
+        assert b["precision"] == 0.0 and b["recall"] == 0.0 and b["f1"] == 0.0
+        assert b["recall_bonafide"] == 1.0
+    else:  # everything rejected: no bona fide predictions
+        assert b["precision_bonafide"] == 0.0 and b["f1_bonafide"] == 0.0
+        assert b["recall"] == 1.0
+
+
+def test_non_finite_threshold_raises() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        metric_block([1, 0], [0.9, 0.1], threshold=float("nan"))
+
+
+def test_per_attack_eer_picks_the_right_rows() -> None:
+    rng = np.random.default_rng(11)
+    bona = rng.normal(5.0, 1.0, 100)
+    easy = rng.normal(-20.0, 1.0, 80)  # far below every bona fide score: separable
+    hard = rng.normal(5.0, 1.0, 80)  # same distribution as bona fide: EER near 0.5
+    scores = np.concatenate([bona, easy, hard])
+    labels = np.concatenate([np.ones(100, int), np.zeros(160, int)])
+    attacks = ["-"] * 100 + ["A01"] * 80 + ["A17"] * 80
+    b = metric_block(labels, scores, attacks=attacks)
+    assert set(b["per_attack_eer"]) == {"A01", "A17"}
+    assert b["per_attack_eer"]["A01"] == 0.0
+    assert 0.35 < b["per_attack_eer"]["A17"] < 0.65
+    hard_rows = np.r_[0:100, 180:260]
+    assert b["per_attack_eer"]["A17"] == compute_eer(labels[hard_rows], scores[hard_rows])[0]
+    # The pooled EER mixes both attacks and lies in between.
+    assert 0.0 < b["eer"] < b["per_attack_eer"]["A17"]
+
+
+def test_per_attack_eer_rejects_wrong_length() -> None:
+    with pytest.raises(ValueError, match="attacks"):
+        metric_block([1, 0, 0], [0.9, 0.1, 0.2], attacks=["-", "A01"])
