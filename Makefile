@@ -1,0 +1,47 @@
+# make repro: install what is missing, then run the whole DVC pipeline on the demo corpus.
+# make test:  install what is missing, then run the test suite.
+# Both work as the first command on a bare Debian machine (offline but for package registries).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Debian packages: TTS engines and voices, and the real human speech the demo corpus is made of.
+APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite \
+                ktuberling-data klettres-data pocketsphinx-testdata alsa-utils libsndfile1 git
+
+.PHONY: setup apt venv repro test clean-venv
+
+setup: apt venv
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "missing Debian packages:$$missing (no apt-get here: install them by hand)"; exit 1; fi; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+repro: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+
+# pytest exits 5 when it collects no test: that is a broken suite, not a pass.
+test: setup
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,136 @@
+"""End to end: `dvc repro` in a temporary git repository on a tiny generated corpus.
+
+The corpus is read through the `manifest` source kind, with a params override that shrinks every
+stage. Checks the binding metrics layout, that `dvc status` is clean afterwards, that a second
+`dvc repro` does nothing, that the plots render offline, and that `dvc exp run -S
+model.lstm_units=...` re-runs only the neural model's stages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import make_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = ("eer", "eer_threshold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
+            "n_bonafide", "n_spoof", "per_attack_eer")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.com", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")
+    env.pop("PYTHONPATH", None)  # the copied package in the temp repo must be the one imported
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    res = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+    if res.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return res.stdout + res.stderr
+
+
+def _stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("e2e")
+    for name in ("dvc.yaml", "deepfake_audio", "stages", "dvc_plots"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
+    for cache in repo.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    csv = make_corpus(repo / "corpus", n_speakers=8, per_speaker=4, seed=3)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["sources"] = [{"kind": "manifest", "path": str(csv.relative_to(repo))}]
+    params["audio"].update(duration_s=1.0)
+    params["features"].update(n_mels=32, n_mfcc=13, n_jobs=1, chunk_size=8)
+    params["model"].update(conv_channels=8, lstm_units=8, dense_units=8, n_conv_blocks=1)
+    params["train"].update(epochs=3, batch_size=8, patience=3)
+    params["xgboost"].update(n_estimators=30, early_stopping_rounds=10, n_jobs=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], repo)
+    _run(["dvc", "init", "-q"], repo)
+    _run(["dvc", "config", "core.analytics", "false"], repo)
+    _run(["dvc", "config", "plots.html_template", "../dvc_plots/offline_template.html"], repo)
+    (repo / ".gitignore").write_text("/data/\n__pycache__/\n")
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "init"], repo)
+    out = _run(["dvc", "repro"], repo)
+    assert {"download", "split", "features", "standardize", "train@cnn_lstm", "train@xgboost",
+            "evaluate@cnn_lstm", "evaluate@xgboost", "report"} <= _stages_run(out)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "repro"], repo)
+    return repo
+
+
+def test_metrics_follow_the_binding_layout(repo: Path) -> None:
+    for model in ("cnn_lstm", "xgboost"):
+        metrics = json.loads((repo / "metrics" / f"{model}.json").read_text())
+        block = metrics["test"]
+        missing = [k for k in REQUIRED if k not in block]
+        assert not missing, f"{model}: missing {missing}"
+        assert 0.0 <= block["eer"] <= 1.0
+        assert block["n_bonafide"] > 0 and block["n_spoof"] > 0
+    # The generated classes differ clearly: a working pipeline separates them.
+    assert json.loads((repo / "metrics" / "xgboost.json").read_text())["test"]["eer"] <= 0.2
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    assert set(summary["models"]) == {"cnn_lstm", "xgboost"}
+    split = json.loads((repo / "metrics" / "split.json").read_text())
+    assert split["leakage"]["n_shared_speakers"] == 0
+
+
+def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:
+    status = json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1])
+    assert status == {}
+    assert _stages_run(_run(["dvc", "repro"], repo)) == set()
+
+
+def test_plots_render_offline(repo: Path, tmp_path: Path) -> None:
+    _run(["dvc", "plots", "show", "-o", str(tmp_path / "html")], repo)
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "cnn_lstm: ROC (test)" in page
+    assert "<script src=\"http" not in page
+    metrics = _run(["dvc", "metrics", "show", "--json"], repo)
+    assert "eer" in metrics
+
+
+def test_exp_run_reruns_only_the_neural_model(repo: Path) -> None:
+    out = _run(["dvc", "exp", "run", "-S", "model.lstm_units=12"], repo)
+    ran = _stages_run(out)
+    assert {"train@cnn_lstm", "evaluate@cnn_lstm"} <= ran
+    assert not ran & {"download", "split", "features", "standardize", "train@xgboost", "evaluate@xgboost"}
+    shown = _run(["dvc", "exp", "show", "--json"], repo)
+    assert "lstm_units" in shown
+
+
+@pytest.mark.parametrize("model", ["cnn_lstm", "xgboost"])
+def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None:
+    import pandas as pd
+
+    scores = pd.read_parquet(repo / "data" / "scores" / f"{model}.parquet")
+    manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet").set_index("utt_id")
+    sample = scores.head(6)
+    paths = [manifest.loc[u, "path"] for u in sample["utt_id"]]
+    out = _run([sys.executable, "-m", "deepfake_audio.cli", "predict", "--model", f"data/models/{model}",
+                "--format", "csv", *paths], repo)
+    rows = [line.split(",") for line in out.strip().splitlines() if line.startswith(("corpus", "path"))]
+    header, body = rows[0], rows[1:]
+    got = {r[header.index("path")]: float(r[header.index("score")]) for r in body}
+    for path, expected in zip(paths, sample["score"]):
+        assert got[path] == pytest.approx(expected, abs=1e-5)
