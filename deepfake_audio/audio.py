@@ -15,6 +15,9 @@ import soxr
 from deepfake_audio.errors import (CorruptAudio, EmptyAudio, NonFiniteAudio, SilentAudio,
                                    TooShortAudio, UnsupportedAudio)
 
+MAX_FLOAT_PEAK = 1e3
+"""Float samples this far beyond full scale are garbage, not an overshoot to clip."""
+
 SILENCE_PEAK = 1e-5
 """A clip whose absolute peak is below this (about -100 dBFS) carries no signal."""
 
@@ -49,6 +52,11 @@ def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
     y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(y).all():
         raise NonFiniteAudio(f"{path}: NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_FLOAT_PEAK:
+        raise CorruptAudio(f"{path}: peak {peak:.3g} is far beyond full scale (1.0); not audio samples")
+    # Float files may overshoot full scale a little; clip as a converter would.
+    y = np.clip(y, -1.0, 1.0) if peak > 1.0 else y
     return np.ascontiguousarray(y, dtype=np.float32), int(sample_rate)
 
 

@@ -35,6 +35,10 @@ def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame
     entries = [(name, spec, "", f"data.sources[{i}]")
                for i, (name, spec) in enumerate(zip(source_names(data), data.sources))]
     entries += [(name, spec, name, f"data.eval_sets.{name}") for name, spec in data.eval_sets.items()]
+    clash = sorted(set(source_names(data)) & set(data.eval_sets))
+    if clash:
+        raise ValueError(f"data.eval_sets.{clash[0]}: the name is also a training source's name; rename one "
+                         f"(a source's name is its `name` key, else its kind)")
     for name, spec, eval_set, key in entries:
         clean = {k: v for k, v in spec.items() if k != "name"}
         rows = build_source(clean, key=key, out_dir=out_dir / name, n_jobs=n_jobs)

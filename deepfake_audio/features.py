@@ -112,7 +112,7 @@ class FeatureExtractor:
         logmel = librosa.power_to_db(self.mel_basis @ power)  # dB, (n_mels, n_frames)
         mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=p.n_mfcc)
         chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
-        rms = librosa.feature.rms(S=mag, frame_length=p.n_fft)
+        rms = librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
         zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
         centroid = librosa.feature.spectral_centroid(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs)
         bandwidth = librosa.feature.spectral_bandwidth(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,

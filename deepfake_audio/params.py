@@ -93,6 +93,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ParamError(key, value, "expected an integer")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise ParamError(key, value, "expected a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamError(key, value, "expected a number")
         return float(value)

@@ -146,7 +146,7 @@ def train_neural(kind: ModelKind, data: dict[str, SplitData], *, model_params: M
             if train_params.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_params.grad_clip)
             opt.step()
-            total += float(loss) * len(yb)
+            total += loss.item() * len(yb)
             n += len(yb)
         t_train += time.perf_counter() - t0
         seen += n
@@ -164,8 +164,10 @@ def train_neural(kind: ModelKind, data: dict[str, SplitData], *, model_params: M
         elif epoch - best["epoch"] >= train_params.patience:
             log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
             break
-    with atomic_path(out_dir / "weights.pt") as tmp:
-        torch.save(best_state, tmp)
+    # Saving through a handle keeps the temp file's random name out of the zip records, so the
+    # same weights give the same bytes (and DVC sees an unchanged model).
+    with atomic_path(out_dir / "weights.pt") as tmp, tmp.open("wb") as fh:
+        torch.save(best_state, fh)
     return {"best_epoch": best["epoch"], "dev_eer": best["dev_eer"], "threshold": best["threshold"],
             "epochs_run": epoch + 1, "device": device.type, "n_features": n_features, "n_frames": n_frames,
             "train_samples_per_s": seen / max(t_train, 1e-9)}

@@ -252,7 +252,7 @@ def test_english_only_engines_refuse_unreadable_text() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sample_rate", [8000, 16000, 44100])
+@pytest.mark.parametrize("sample_rate", [8000, 11025, 16000, 44100])
 @pytest.mark.parametrize("engine", [_param(e) for e in VOCODERS])
 def test_vocoder_output_and_determinism(engine: E.Engine, sample_rate: int) -> None:
     x = voice_like(sample_rate, 0.6, seed=1)
@@ -262,6 +262,9 @@ def test_vocoder_output_and_determinism(engine: E.Engine, sample_rate: int) -> N
     rms_out = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
     assert 0.2 * rms_in < rms_out < 5.0 * rms_in
     assert not np.array_equal(y, x)  # it really re-synthesised
+    # Another call in between: engine state or stale memory must not leak into the next result
+    # (WORLD's D4C below 16 kHz, SPTK's swipe and excite did exactly that).
+    E.vocode(engine, voice_like(sample_rate, 0.3, seed=8)[::-1].copy(), sample_rate=sample_rate, seed=6)
     assert np.array_equal(E.vocode(engine, x, sample_rate=sample_rate, seed=5), y)
 
 
@@ -303,6 +306,18 @@ def test_vocoder_version(engine: E.Engine) -> None:
 def test_vocoder_refuses_bad_input(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         E.vocode(E.get_engine("world"), bad, sample_rate=16000, seed=0)
+
+
+def test_mlsa_excitation_pulses_and_noise() -> None:
+    pitch = np.r_[np.full(10, 80.0), np.zeros(5)]
+    a = E._excitation(pitch, 80, np.random.default_rng(1))
+    assert a.shape == (15 * 80,)
+    pulses = np.nonzero(a[:800])[0]
+    assert len(pulses) == 10 and np.all(np.diff(pulses) == 80)
+    assert np.allclose(a[pulses], np.sqrt(80.0))  # unit power per period
+    assert 0.5 < float(np.std(a[800:])) < 1.5  # Gaussian noise where unvoiced
+    assert np.array_equal(a, E._excitation(pitch, 80, np.random.default_rng(1)))
+    assert not np.array_equal(a, E._excitation(pitch, 80, np.random.default_rng(2)))
 
 
 def test_seeded_vocoders_depend_on_seed() -> None:

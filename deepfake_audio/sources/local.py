@@ -114,6 +114,8 @@ class FolderOptions:
     def validate(self, prefix: str) -> None:
         if not Path(self.path).is_dir():
             raise ParamError(f"{prefix}.path", self.path, "an existing folder")
+        if self.speakers is not None and not Path(self.speakers).is_file():
+            raise ParamError(f"{prefix}.speakers", self.speakers, "an existing CSV file (path,speaker)")
 
 
 @register_source("folder", FolderOptions)

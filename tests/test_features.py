@@ -1,0 +1,348 @@
+"""Tests for deepfake_audio.features: layout contract, equality with naive librosa, the Parquet stage."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deepfake_audio.features import CONTRAST_FMIN, FeatureExtractor, extract_features, read_frames
+from deepfake_audio.params import AudioParams, FeatureParams
+from tests.conftest import BAD_FILE_NAMES, synth, write_bad_files, write_signal
+
+librosa = pytest.importorskip("librosa")
+
+SR = 16000
+AUDIO = AudioParams(sample_rate=SR, duration_s=0.5, min_duration_s=0.1)
+FEATURES = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
+REASONS = {"zero_bytes": "empty", "truncated": "corrupt", "not_audio": "unsupported", "nan": "non_finite",
+           "inf": "non_finite", "silent": "silent", "too_short": "too_short"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_thread_env():
+    """extract_features sets OMP/OpenBLAS/MKL_NUM_THREADS in os.environ for its workers; keep that
+    from leaking into later tests' subprocesses."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    before = {n: os.environ.get(n) for n in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(AUDIO, FEATURES)
+
+
+def _rows(layout, prefix: str) -> list[int]:
+    return [i for i, name in enumerate(layout.frame_names) if name.startswith(prefix)]
+
+
+# ---------------------------------------------------------------- layout and shapes
+
+
+def test_layout_names_and_frame_count(extractor: FeatureExtractor) -> None:
+    p, layout = FEATURES, extractor.layout
+    n_frame = p.n_mfcc + p.n_chroma + 5 + p.n_contrast_bands + 1
+    assert len(layout.frame_names) == n_frame == 64
+    assert len(set(layout.frame_names)) == n_frame
+    assert len(layout.utterance_names) == 2 * (n_frame + p.n_mels)
+    assert len(set(layout.utterance_names)) == len(layout.utterance_names)
+    assert layout.n_frames == 1 + AUDIO.n_samples // p.hop_length == 32
+    assert layout.frame_names[:2] == ("mfcc00", "mfcc01")
+    assert layout.utterance_names[:4] == ("mfcc00_mean", "mfcc00_std", "mfcc01_mean", "mfcc01_std")
+    assert layout.utterance_names[-1] == f"logmel{p.n_mels - 1:03d}_std"
+
+
+@pytest.mark.parametrize("kind", ["sine", "noise", "harmonic"])
+def test_extract_shapes_dtypes_finite(extractor: FeatureExtractor, kind: str) -> None:
+    y = synth(kind, n_samples=AUDIO.n_samples, sample_rate=SR, seed=4)
+    frames, utt = extractor.extract(y)
+    layout = extractor.layout
+    assert frames.shape == (len(layout.frame_names), layout.n_frames) and frames.dtype == np.float32
+    assert utt.shape == (len(layout.utterance_names),) and utt.dtype == np.float32
+    assert np.isfinite(frames).all() and np.isfinite(utt).all()
+
+
+def test_extract_on_mostly_silent_clip_is_finite(extractor: FeatureExtractor) -> None:
+    """Frames of digital silence (zero padding) must not produce NaN (0/0 in centroid, chroma...)."""
+    y = np.zeros(AUDIO.n_samples, dtype=np.float32)
+    y[:800] = synth("sine", n_samples=800, sample_rate=SR)
+    frames, utt = extractor.extract(y)
+    assert np.isfinite(frames).all() and np.isfinite(utt).all()
+
+
+def test_utterance_stats_are_mean_and_std_of_frames(extractor: FeatureExtractor) -> None:
+    y = synth("harmonic", n_samples=AUDIO.n_samples, sample_rate=SR, seed=5)
+    frames, utt = extractor.extract(y)
+    n = len(extractor.layout.frame_names)
+    np.testing.assert_allclose(utt[0:2 * n:2], frames.mean(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(utt[1:2 * n:2], frames.std(axis=1), rtol=1e-5, atol=1e-5)
+    logmel = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=y, sr=SR, n_fft=FEATURES.n_fft, hop_length=FEATURES.hop_length, n_mels=FEATURES.n_mels))
+    np.testing.assert_allclose(utt[2 * n::2], logmel.mean(axis=1), atol=1e-3)
+    np.testing.assert_allclose(utt[2 * n + 1::2], logmel.std(axis=1), atol=1e-3)
+
+
+def test_features_react_to_the_signal(extractor: FeatureExtractor) -> None:
+    """Noise has a higher centroid and zero-crossing rate than a 440 Hz tone; louder means more RMS."""
+    layout = extractor.layout
+    tone, _ = extractor.extract(synth("sine", n_samples=AUDIO.n_samples, sample_rate=SR))
+    noise, _ = extractor.extract(synth("noise", n_samples=AUDIO.n_samples, sample_rate=SR))
+    quiet, _ = extractor.extract(0.1 * synth("sine", n_samples=AUDIO.n_samples, sample_rate=SR))
+    for name in ("spectral_centroid", "zcr"):
+        i = layout.frame_names.index(name)
+        assert np.median(noise[i]) > 5 * np.median(tone[i])
+    centroid = layout.frame_names.index("spectral_centroid")
+    assert np.median(tone[centroid]) == pytest.approx(440, rel=0.1)
+    rms = layout.frame_names.index("rms")
+    np.testing.assert_allclose(quiet[rms], 0.1 * tone[rms], rtol=1e-4)
+    chroma_a = layout.frame_names.index("chroma09")  # pitch class A (C = 0)
+    assert np.median(tone[chroma_a]) == pytest.approx(1.0)
+
+
+def test_extract_rejects_wrong_length(extractor: FeatureExtractor) -> None:
+    with pytest.raises(ValueError, match=str(AUDIO.n_samples)):
+        extractor.extract(np.zeros(AUDIO.n_samples - 1, dtype=np.float32))
+
+
+def test_too_many_contrast_bands_for_the_rate() -> None:
+    """100 Hz * 2**6 = 6.4 kHz is above an 8 kHz clip's Nyquist."""
+    with pytest.raises(ValueError, match="n_contrast_bands"):
+        FeatureExtractor(AudioParams(sample_rate=8000), FeatureParams())
+    assert CONTRAST_FMIN * 2 ** 5 < 4000
+    FeatureExtractor(AudioParams(sample_rate=8000, duration_s=0.5), FeatureParams(n_contrast_bands=5))
+
+
+# ---------------------------------------------------------------- equality with naive librosa calls
+
+# Tolerances that hold, with their measured worst case (librosa 0.11, numpy 2.4, the three 1 s
+# clips below). Differences are float32 rounding only, from two sources: the extractor's window is
+# float32, so its FFT runs in single precision where librosa's float64 "hann" window promotes the
+# FFT to double (|STFT| differs by ~1e-7 relative); and the mel and chroma projections are float32
+# matmuls here but einsums in librosa, which sum in another order.
+# * MFCC (cepstra of dB): worst |diff| 4.6e-5, worst relative 4e-4 on coefficients near 0; hence
+#   rtol 1e-4 with atol 1e-3.
+# * chroma: |diff| <= 2.4e-7 (values in [0, 1]).
+# * centroid, bandwidth (Hz): |diff| <= 2.7e-4 Hz, relative <= 1.3e-7.
+# * contrast (dB): |diff| <= 4.9e-4 dB, relative <= 1.9e-5.
+# * rolloff (a bin frequency) and ZCR (time domain): bit-identical.
+# * rms: not equal, see test_rms_equals_time_domain_rms.
+NAIVE_TOLERANCE = {"mfcc": (1e-4, 1e-3), "chroma": (1e-5, 1e-6), "zcr": (0.0, 0.0),
+                   "spectral_centroid": (1e-5, 1e-3), "spectral_bandwidth": (1e-5, 1e-3),
+                   "spectral_rolloff": (1e-6, 0.0), "contrast": (1e-4, 1e-3)}
+
+
+def _naive(name: str, y: np.ndarray, p: FeatureParams) -> np.ndarray:
+    kw = {"n_fft": p.n_fft, "hop_length": p.hop_length}
+    f = librosa.feature
+    return {
+        "mfcc": lambda: f.mfcc(y=y, sr=SR, n_mels=p.n_mels, n_mfcc=p.n_mfcc, **kw),
+        "chroma": lambda: f.chroma_stft(y=y, sr=SR, tuning=0.0, n_chroma=p.n_chroma, **kw),
+        "rms": lambda: f.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length),
+        "zcr": lambda: f.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length),
+        "spectral_centroid": lambda: f.spectral_centroid(y=y, sr=SR, **kw),
+        "spectral_bandwidth": lambda: f.spectral_bandwidth(y=y, sr=SR, **kw),
+        "spectral_rolloff": lambda: f.spectral_rolloff(y=y, sr=SR, roll_percent=p.rolloff_percent, **kw),
+        "contrast": lambda: f.spectral_contrast(y=y, sr=SR, fmin=CONTRAST_FMIN, n_bands=p.n_contrast_bands, **kw),
+    }[name]()
+
+
+@pytest.fixture(scope="module")
+def one_second() -> tuple[FeatureExtractor, dict[str, np.ndarray]]:
+    audio = AudioParams(sample_rate=SR, duration_s=1.0)
+    ex = FeatureExtractor(audio, FeatureParams())
+    clips = {kind: synth(kind, n_samples=audio.n_samples, sample_rate=SR, seed=11)
+             for kind in ("harmonic", "noise")}
+    # A clip with a loud half and a quiet half exercises the dB floors.
+    mixed = clips["harmonic"].copy()
+    mixed[audio.n_samples // 2:] *= 1e-3
+    clips["mixed"] = mixed
+    return ex, clips
+
+
+@pytest.mark.parametrize("clip", ["harmonic", "noise", "mixed"])
+@pytest.mark.parametrize("name", sorted(NAIVE_TOLERANCE))
+def test_shared_stft_equals_naive_librosa(one_second, name: str, clip: str) -> None:
+    ex, clips = one_second
+    y = clips[clip]
+    frames, _ = ex.extract(y)
+    got = frames[_rows(ex.layout, name)]
+    expected = _naive(name, y, ex.params)
+    assert got.shape == expected.shape
+    rtol, atol = NAIVE_TOLERANCE[name]
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("clip", ["harmonic", "noise"])
+def test_rms_equals_time_domain_rms(one_second, clip: str) -> None:
+    """The docs say "root-mean-square amplitude (linear, full scale = 1)": a 0.5-peak sine has RMS 0.354."""
+    ex, clips = one_second
+    y = clips[clip]
+    frames, _ = ex.extract(y)
+    got = frames[_rows(ex.layout, "rms")]
+    np.testing.assert_allclose(got, _naive("rms", y, ex.params), rtol=1e-4, atol=1e-6)
+    tone, _ = ex.extract(synth("sine", n_samples=len(y), sample_rate=SR))
+    inner = tone[_rows(ex.layout, "rms")][0, 2:-2]
+    np.testing.assert_allclose(inner, 0.5 / np.sqrt(2), rtol=0.02)
+
+
+# ---------------------------------------------------------------- the Parquet stage
+
+
+def _good_clips(root: Path) -> dict[str, Path]:
+    """Usable clips that exercise decoding paths: rates, channels, bit depths, crop and pad."""
+    n = AUDIO.n_samples
+    clips = {
+        "plain": write_signal(root / "plain.wav", synth("harmonic", n_samples=n, sample_rate=SR, seed=1), SR),
+        "long": write_signal(root / "long.flac", synth("noise", n_samples=3 * n, sample_rate=SR, seed=2), SR),
+        "short": write_signal(root / "short.wav", synth("sine", n_samples=n // 3, sample_rate=SR), SR),
+        "rate8k": write_signal(root / "rate8k.wav", synth("harmonic", n_samples=4000, sample_rate=8000, seed=3), 8000),
+        "stereo": write_signal(root / "stereo.wav", np.stack([synth("noise", n_samples=n, sample_rate=SR, seed=4),
+                                                              synth("sine", n_samples=n, sample_rate=SR)], axis=1), SR),
+        "pcm24": write_signal(root / "pcm24.wav", synth("harmonic", n_samples=n, sample_rate=SR, seed=5), SR,
+                              subtype="PCM_24"),
+    }
+    return clips
+
+
+def _manifest(good: dict[str, Path], bad: dict[str, Path]) -> pd.DataFrame:
+    """Good and bad rows interleaved, so rejects fall inside chunks and row order matters."""
+    rows = []
+    bad_items = list(bad.items())
+    for i, (name, path) in enumerate(good.items()):
+        rows.append((f"good/{name}", str(path)))
+        if i < len(bad_items):
+            rows.append((f"bad/{bad_items[i][0]}", str(bad_items[i][1])))
+    rows += [(f"bad/{name}", str(path)) for name, path in bad_items[len(good):]]
+    return pd.DataFrame(rows, columns=["utt_id", "path"])
+
+
+def _run(manifest: pd.DataFrame, out: Path, features: FeatureParams = FEATURES) -> dict:
+    return extract_features(manifest, audio=AUDIO, features=features, frames_path=out / "frames.parquet",
+                            utterances_path=out / "utterances.parquet", rejects_path=out / "rejects.csv")
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("features")
+    good, bad = _good_clips(root / "good"), write_bad_files(root / "bad")
+    manifest = _manifest(good, bad)
+    summary = _run(manifest, root / "n1")
+    return {"root": root, "good": good, "bad": bad, "manifest": manifest, "summary": summary, "out": root / "n1"}
+
+
+def test_stage_summary(stage: dict) -> None:
+    s = stage["summary"]
+    assert s["n_in"] == len(stage["manifest"]) == 13
+    assert s["n_out"] == len(stage["good"]) == 6
+    assert s["n_rejected"] == len(BAD_FILE_NAMES)
+    assert s["rejects_by_reason"] == {"non_finite": 2, "empty": 1, "corrupt": 1, "unsupported": 1,
+                                      "silent": 1, "too_short": 1}
+
+
+def test_stage_lists_every_bad_file_with_its_reason(stage: dict) -> None:
+    rejects = pd.read_csv(stage["out"] / "rejects.csv", keep_default_na=False)
+    assert list(rejects.columns) == ["utt_id", "path", "reason", "detail"]
+    got = dict(zip(rejects["utt_id"], rejects["reason"]))
+    assert got == {f"bad/{name}": REASONS[name] for name in BAD_FILE_NAMES}
+    assert (rejects["detail"] != "").all()
+    assert set(rejects["path"]) == {str(p) for p in stage["bad"].values()}
+
+
+def test_stage_parquet_schemas_and_order(stage: dict, extractor: FeatureExtractor) -> None:
+    layout = extractor.layout
+    good_ids = [f"good/{name}" for name in stage["good"]]  # manifest order, rejects removed
+    utt = pq.read_table(stage["out"] / "utterances.parquet")
+    assert utt.column_names == ["utt_id", *layout.utterance_names]
+    assert all(utt.schema.field(n).type == pa.float32() for n in layout.utterance_names)
+    assert utt.column("utt_id").to_pylist() == good_ids
+    frames = pq.read_table(stage["out"] / "frames.parquet")
+    assert frames.column_names == ["utt_id", "x"]
+    assert frames.schema.field("x").type == pa.list_(pa.float32(), len(layout.frame_names) * layout.n_frames)
+    meta = frames.schema.metadata
+    assert int(meta[b"n_features"]) == len(layout.frame_names) and int(meta[b"n_frames"]) == layout.n_frames
+    assert meta[b"feature_names"].decode().split(",") == list(layout.frame_names)
+    # chunk_size=4 over 13 rows: rows are streamed as several row groups, not one.
+    assert pq.ParquetFile(stage["out"] / "frames.parquet").num_row_groups > 1
+
+
+def test_stage_values_equal_direct_extraction(stage: dict, extractor: FeatureExtractor) -> None:
+    ids, x = read_frames(stage["out"] / "frames.parquet")
+    utt = pq.read_table(stage["out"] / "utterances.parquet").to_pandas().set_index("utt_id")
+    assert x.dtype == np.float32
+    assert x.shape == (len(stage["good"]), len(extractor.layout.frame_names), extractor.layout.n_frames)
+    for i, (name, path) in enumerate(stage["good"].items()):
+        frames, stats = extractor.extract(extractor.load(str(path)))
+        assert ids[i] == f"good/{name}"
+        np.testing.assert_array_equal(x[i], frames)
+        np.testing.assert_array_equal(utt.loc[f"good/{name}"].to_numpy(), stats)
+
+
+def test_read_frames_subset_keeps_requested_order(stage: dict) -> None:
+    ids, x = read_frames(stage["out"] / "frames.parquet")
+    want = [ids[3], ids[0], ids[5]]
+    sub_ids, sub = read_frames(stage["out"] / "frames.parquet", want)
+    assert sub_ids == want
+    np.testing.assert_array_equal(sub, x[[3, 0, 5]])
+    with pytest.raises(KeyError):
+        read_frames(stage["out"] / "frames.parquet", ["bad/nan"])
+
+
+def test_too_many_rejects_raise_naming_reasons(stage: dict, tmp_path: Path) -> None:
+    strict = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=0.05)
+    with pytest.raises(RuntimeError) as info:
+        _run(stage["manifest"], tmp_path, strict)
+    message = str(info.value)
+    assert "7 of 13" in message
+    assert "non_finite: 2" in message and "empty: 1" in message
+    assert "max_reject_fraction=0.05" in message
+    assert str(tmp_path / "rejects.csv") in message
+    assert len(pd.read_csv(tmp_path / "rejects.csv")) == 7  # written before failing, for inspection
+
+
+def test_reject_fraction_at_the_limit_passes(stage: dict, tmp_path: Path) -> None:
+    """7 of 13 rejected is 53.8%: a limit of 0.54 passes, the check is ``>``."""
+    summary = _run(stage["manifest"], tmp_path, FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=0.54))
+    assert summary["n_rejected"] == 7
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_outputs_identical_for_any_n_jobs(stage: dict) -> None:
+    """Two worker processes write byte-identical files to the single-process run."""
+    out = stage["root"] / "n2"
+    summary = _run(stage["manifest"], out, FeatureParams(n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
+    assert summary == stage["summary"]
+    for name in ("frames.parquet", "utterances.parquet", "rejects.csv"):
+        assert _sha(out / name) == _sha(stage["out"] / name), name
+
+
+def test_no_temporary_files_left(stage: dict) -> None:
+    assert sorted(p.name for p in stage["out"].iterdir()) == ["frames.parquet", "rejects.csv",
+                                                              "utterances.parquet"]
+
+
+def test_huge_float_samples_do_not_stop_the_stage(tmp_path: Path) -> None:
+    y = 1e20 * synth("sine", n_samples=AUDIO.n_samples, sample_rate=SR)
+    path = write_signal(tmp_path / "hot.wav", y, SR, subtype="FLOAT")
+    ok = write_signal(tmp_path / "ok.wav", synth("harmonic", n_samples=AUDIO.n_samples, sample_rate=SR), SR)
+    manifest = pd.DataFrame({"utt_id": ["hot", "ok"], "path": [str(path), str(ok)]})
+    with np.errstate(all="ignore"):
+        summary = _run(manifest, tmp_path / "out")
+    assert summary["n_out"] + summary["n_rejected"] == 2
+    if summary["n_out"] == 2:
+        _, x = read_frames(tmp_path / "out" / "frames.parquet")
+        assert np.isfinite(x).all()

@@ -1,0 +1,252 @@
+"""Tests for deepfake_audio.training: tiny CNN-LSTM and XGBoost runs, determinism, bundles."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from deepfake_audio.features import FeatureLayout, frame_schema, utterance_schema
+from deepfake_audio.io import write_table
+from deepfake_audio.metrics import compute_eer
+from deepfake_audio.models import get_model_kind
+from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, TrainParams, XGBoostParams,
+                                   as_dict)
+from deepfake_audio.training import (LABEL_IDS, SplitData, _class_weights, bundle_config, load_bundle,
+                                     load_inputs, save_config, select_device, train_neural, train_xgboost)
+
+torch = pytest.importorskip("torch")
+
+N_FEATURES, N_FRAMES = 8, 32
+MODEL = ModelParams(conv_channels=8, lstm_units=8, dense_units=8)
+TRAIN = TrainParams(epochs=5, batch_size=16, device="cpu", seed=0)
+
+
+def make_split(n: int, *, seed: int, shape: tuple[int, ...], shift: float) -> SplitData:
+    """Alternating labels (1 = bona fide); bona fide clips have every value shifted by ``shift``."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(np.int64)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    x += (shift * y).reshape((n,) + (1,) * len(shape)).astype(np.float32)
+    return SplitData([f"s{seed}_{i:03d}" for i in range(n)], x, y, np.where(y == 1, "-", "A01"),
+                     np.full(n, "synth"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two spinning
+    OpenMP threads made 5 epochs take 17 s instead of 0.1 s (measured)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def frame_data() -> dict[str, SplitData]:
+    shape = (N_FEATURES, N_FRAMES)
+    return {"train": make_split(64, seed=0, shape=shape, shift=0.5),
+            "dev": make_split(32, seed=1, shape=shape, shift=0.5)}
+
+
+@pytest.fixture(scope="module")
+def trained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One CNN-LSTM run shared by the neural tests (about 2 s on one CPU thread, mostly warm-up)."""
+    out = tmp_path_factory.mktemp("cnn_lstm")
+    summary = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=TRAIN,
+                           out_dir=out)
+    return {"out": out, "summary": summary}
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ---------------------------------------------------------------- neural
+
+
+def test_cnn_lstm_learns_and_writes_weights(trained: dict) -> None:
+    s = trained["summary"]
+    assert s["dev_eer"] < 0.2
+    assert (trained["out"] / "weights.pt").is_file()
+    assert 0 <= s["best_epoch"] < s["epochs_run"] <= TRAIN.epochs
+    assert (s["device"], s["n_features"], s["n_frames"]) == ("cpu", N_FEATURES, N_FRAMES)
+    assert np.isfinite(s["threshold"]) and s["train_samples_per_s"] > 0
+    assert sorted(p.name for p in trained["out"].iterdir()) == ["weights.pt"]
+
+
+def test_saved_weights_are_trained_not_initial(trained: dict) -> None:
+    torch.manual_seed(TRAIN.seed)
+    fresh = get_model_kind("cnn_lstm").build(N_FEATURES, N_FRAMES, MODEL).state_dict()
+    saved = _state(trained["out"] / "weights.pt")
+    assert saved.keys() == fresh.keys()
+    assert any(not torch.equal(saved[k], fresh[k]) for k in saved if saved[k].is_floating_point())
+
+
+@pytest.fixture(scope="module")
+def retrained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A second run with the same seed and data."""
+    out = tmp_path_factory.mktemp("cnn_lstm_again")
+    summary = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=TRAIN,
+                           out_dir=out)
+    return {"out": out, "summary": summary}
+
+
+def test_same_seed_gives_bit_identical_weights(trained: dict, retrained: dict) -> None:
+    a, b = _state(trained["out"] / "weights.pt"), _state(retrained["out"] / "weights.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for key in ("dev_eer", "threshold", "best_epoch", "epochs_run"):
+        assert retrained["summary"][key] == trained["summary"][key], key
+
+
+def test_same_seed_gives_byte_identical_weights_file(trained: dict, retrained: dict) -> None:
+    """DVC compares outputs by md5: a same-seed retrain should not look like a new model."""
+    first = (trained["out"] / "weights.pt").read_bytes()
+    second = (retrained["out"] / "weights.pt").read_bytes()
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
+
+
+def test_bundle_scores_like_the_trained_model(trained: dict, frame_data) -> None:
+    out, summary = trained["out"], trained["summary"]
+    kind = get_model_kind("cnn_lstm")
+    config = bundle_config(kind, summary, params_section=MODEL, train_params=TRAIN, audio=AudioParams(),
+                           features=FeatureParams(), scaler={"names": [], "mean": [], "std": []})
+    save_config(out, config)
+    saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert saved["model"] == "cnn_lstm" and saved["input"] == "frames" and saved["params_section"] == "model"
+    assert saved["hyper_parameters"] == as_dict(MODEL)
+    bundle = load_bundle(out)
+    assert bundle.kind is kind and not bundle.model.training
+    dev = frame_data["dev"]
+    scores = bundle.score(dev.x, batch_size=7)  # a batch size unlike training's
+    assert scores.shape == (len(dev.y),) and scores.dtype == np.float64
+    # The in-memory model: the same architecture with the saved state, in eval mode.
+    model = kind.build(N_FEATURES, N_FRAMES, MODEL)
+    model.load_state_dict(_state(out / "weights.pt"))
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(dev.x)).numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    # And the dev EER / threshold recorded at training time are reproduced from the bundle.
+    eer, threshold = compute_eer(dev.y, scores)
+    assert eer == pytest.approx(summary["dev_eer"])
+    assert threshold == pytest.approx(summary["threshold"], rel=1e-5, abs=1e-6)
+    # Higher scores mean more bona fide.
+    assert scores[dev.y == 1].mean() > scores[dev.y == 0].mean()
+
+
+def test_early_stopping_honours_patience(frame_data, tmp_path: Path) -> None:
+    """dev EER reaches its best early on these easy data; training stops ``patience`` epochs later."""
+    params = TrainParams(epochs=40, batch_size=16, device="cpu", patience=2)
+    s = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=params,
+                     out_dir=tmp_path)
+    assert s["epochs_run"] < params.epochs
+    assert s["epochs_run"] == s["best_epoch"] + params.patience + 1
+
+
+# ---------------------------------------------------------------- xgboost
+
+
+def _xgb_data(shift: float) -> dict[str, SplitData]:
+    return {"train": make_split(200, seed=2, shape=(6,), shift=shift),
+            "dev": make_split(100, seed=3, shape=(6,), shift=shift)}
+
+
+def _save_xgb_bundle(out: Path, params: XGBoostParams, summary: dict) -> Path:
+    save_config(out, bundle_config(get_model_kind("xgboost"), summary, params_section=params,
+                                   train_params=TrainParams(device="cpu"), audio=AudioParams(),
+                                   features=FeatureParams(), scaler={}))
+    return out
+
+
+def test_xgboost_learns_and_its_bundle_scores(tmp_path: Path) -> None:
+    data = _xgb_data(shift=1.5)
+    params = XGBoostParams(n_estimators=60, early_stopping_rounds=10, n_jobs=1)
+    summary = train_xgboost(data, params=params, train_params=TrainParams(device="cpu"), out_dir=tmp_path)
+    assert summary["dev_eer"] < 0.2
+    assert summary["device"] == "cpu" and summary["n_features"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+    bundle = load_bundle(_save_xgb_bundle(tmp_path, params, summary))
+    assert not bundle.kind.neural
+    dev = data["dev"]
+    scores = bundle.score(dev.x)
+    assert scores.shape == (100,) and scores.dtype == np.float64
+    assert compute_eer(dev.y, scores) == (summary["dev_eer"], pytest.approx(summary["threshold"]))
+    assert scores[dev.y == 1].mean() > scores[dev.y == 0].mean()
+
+
+def test_xgboost_bundle_keeps_the_early_stopped_model(tmp_path: Path) -> None:
+    """Noisy data stop early; the loaded model must score with the best iteration, not all rounds."""
+    data = _xgb_data(shift=0.5)
+    params = XGBoostParams(n_estimators=300, early_stopping_rounds=10, max_depth=6, learning_rate=0.3, n_jobs=1)
+    summary = train_xgboost(data, params=params, train_params=TrainParams(device="cpu"), out_dir=tmp_path)
+    bundle = load_bundle(_save_xgb_bundle(tmp_path, params, summary))
+    assert summary["best_iteration"] + 1 < bundle.model.get_booster().num_boosted_rounds() < 300
+    eer, threshold = compute_eer(data["dev"].y, bundle.score(data["dev"].x))
+    assert eer == summary["dev_eer"]
+    assert threshold == pytest.approx(summary["threshold"])
+
+
+def test_xgboost_is_deterministic(tmp_path: Path) -> None:
+    data = _xgb_data(shift=1.0)
+    params = XGBoostParams(n_estimators=30, early_stopping_rounds=10, n_jobs=1)
+    for name in ("a", "b"):
+        train_xgboost(data, params=params, train_params=TrainParams(device="cpu"), out_dir=tmp_path / name)
+    assert (tmp_path / "a" / "model.json").read_bytes() == (tmp_path / "b" / "model.json").read_bytes()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_class_weights_balance_the_classes() -> None:
+    y = np.array([1, 0, 0, 0, 0, 0])
+    assert _class_weights(y, "weights") == 5.0
+    assert _class_weights(y, "none") == 1.0
+    assert _class_weights(np.zeros(4, dtype=int), "weights") == 1.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_select_device_without_gpu() -> None:
+    with pytest.raises(RuntimeError, match="train.device=cuda"):
+        select_device("cuda")
+    assert select_device("auto").type == "cpu"
+    assert select_device("cpu").type == "cpu"
+
+
+def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
+    """Rows follow the manifest, labels map 1 = bona fide, and clips missing from the features are skipped."""
+    ids = ["c", "a", "b", "d"]  # feature-table order differs from the manifest's
+    x = np.arange(4 * N_FEATURES * 4, dtype=np.float32).reshape(4, N_FEATURES, 4)
+    layout = FeatureLayout(tuple(f"f{i}" for i in range(N_FEATURES)), ("u_mean", "u_std"), 4)
+    col = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), N_FEATURES * 4)
+    write_table(tmp_path / "frames.parquet",
+                pa.Table.from_arrays([pa.array(ids), col], schema=frame_schema(layout)))
+    u = np.stack([np.arange(4.0), -np.arange(4.0)], axis=1).astype(np.float32)
+    write_table(tmp_path / "utts.parquet",
+                pa.Table.from_arrays([pa.array(ids), pa.array(u[:, 0]), pa.array(u[:, 1])],
+                                     schema=utterance_schema(layout)))
+    manifest = pd.DataFrame({
+        "utt_id": ["a", "b", "c", "d", "rejected"],
+        "label": ["bonafide", "spoof", "spoof", "bonafide", "spoof"],
+        "attack": ["-", "A01", "A02", "-", "A01"],
+        "source": ["s"] * 5,
+        "split": ["train", "train", "dev", "eval:bench", "train"],
+    })
+    for kind_name, path_key in (("cnn_lstm", "frames"), ("xgboost", "utts")):
+        out = load_inputs(manifest, kind=get_model_kind(kind_name), frames_path=tmp_path / "frames.parquet",
+                          utterances_path=tmp_path / "utts.parquet", splits=["train", "dev", "eval:bench"])
+        train = out["train"]
+        assert train.ids == ["a", "b"]
+        assert train.y.tolist() == [LABEL_IDS["bonafide"], LABEL_IDS["spoof"]] == [1, 0]
+        assert train.attacks.tolist() == ["-", "A01"]
+        source = x if path_key == "frames" else u
+        np.testing.assert_array_equal(train.x, source[[1, 2]])
+        np.testing.assert_array_equal(out["dev"].x, source[[0]])
+        assert out["eval:bench"].ids == ["d"] and out["eval:bench"].y.tolist() == [1]
+        assert train.x.dtype == np.float32
