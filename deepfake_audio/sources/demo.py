@@ -425,6 +425,9 @@ def build_demo(options: DemoOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFr
     plan = assign_attacks(items, attacks, per_clip=options.spoofs_per_bonafide, seed=options.seed)
     for engine in engines:  # resolve versions once, in the parent, so workers agree
         engine.version()
+        if engine.kind == "vocoder":  # compile librosa/numba code once, before workers fork
+            eng.vocode(engine, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32),
+                       sample_rate=16000, seed=0)
     log.info("demo: %d bona fide clips from %d speakers, %d spoofs by %d attacks",
              len(items), len({i.speaker for i in items}), sum(map(len, plan)), len(attacks))
     jobs = (delayed(_build_one)(item, picked, out_dir=out_dir, options=options) for item, picked in zip(items, plan))

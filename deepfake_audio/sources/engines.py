@@ -384,31 +384,12 @@ def _with_deb(label: str, package: str) -> str:
 
 
 def _import_sptk_world(module: str) -> types.ModuleType:
-    """Import pyworld or pysptk, which still ``import pkg_resources`` at import time.
+    """Import pyworld or pysptk lazily (both ``import pkg_resources``: requirements pin setuptools<82)."""
+    import warnings
 
-    setuptools removed ``pkg_resources`` in 82.0.0. When it is absent, a stand-in module with
-    the two calls these packages make (``get_distribution(...).version`` and
-    ``resource_filename``) is registered so the import succeeds; a real ``pkg_resources`` is
-    always preferred. Pinning ``setuptools<82`` makes this unnecessary.
-    """
-    if "pkg_resources" not in sys.modules and not _has_module("pkg_resources"):
-        shim = types.ModuleType("pkg_resources")
-        shim.__doc__ = "Minimal stand-in registered by deepfake_audio.sources.engines."
-
-        def get_distribution(name: str) -> Any:
-            return types.SimpleNamespace(project_name=name, version=importlib.metadata.version(name))
-
-        def resource_filename(package: str, resource: str) -> str:
-            spec = importlib.util.find_spec(package)
-            if spec is None or spec.origin is None:
-                raise ImportError(package)
-            return str(Path(spec.origin).parent / resource)
-
-        shim.get_distribution = get_distribution  # type: ignore[attr-defined]
-        shim.resource_filename = resource_filename  # type: ignore[attr-defined]
-        sys.modules["pkg_resources"] = shim
-        logger.debug("registered a pkg_resources stand-in for %s", module)
-    return importlib.import_module(module)
+    with warnings.catch_warnings():  # their pkg_resources deprecation notice is not ours to act on
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        return importlib.import_module(module)
 
 
 # --------------------------------------------------------------------------------------------
