@@ -149,3 +149,23 @@ def test_inventory_has_enough_distinct_speakers_and_no_duplicate_audio() -> None
     assert len({i.speaker for i in items}) >= 30
     digests = [hashlib.sha1(i.path.read_bytes()).hexdigest() for i in items]
     assert len(digests) == len(set(digests))
+
+
+def test_plan_does_not_depend_on_where_the_checkout_lives() -> None:
+    """Clips inside a venv have machine-specific paths; seeds and order must use their origin."""
+    def items(root: str) -> list[demo.Bonafide]:
+        return [demo.Bonafide(Path(f"{root}/site-packages/pkg/{i}.wav"), f"s{i % 3}", "en", None, "pkg",
+                              origin=f"pkg:{i}.wav") for i in range(12)]
+
+    attacks = [e.attack for e in eng.all_engines()]
+    a, b = items("/home/alice/repo/.venv"), items("/ci/clone/.venv")
+    chosen_a = demo.select_bonafide(a, per_speaker=3, seed=0)
+    chosen_b = demo.select_bonafide(b, per_speaker=3, seed=0)
+    assert [i.origin for i in chosen_a] == [i.origin for i in chosen_b]
+    assert demo.assign_attacks(chosen_a, attacks, per_clip=2, seed=0) == \
+        demo.assign_attacks(chosen_b, attacks, per_clip=2, seed=0)
+
+
+@pytest.mark.skipif(not HAVE_DEBIAN_SPEECH, reason="Debian speech packages not installed")
+def test_inventory_origins_carry_no_venv_path() -> None:
+    assert not [i.origin for i in demo.inventory() if ".venv" in i.origin or "site-packages" in i.origin]

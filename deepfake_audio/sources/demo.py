@@ -61,6 +61,11 @@ class Bonafide:
     language: str
     text: str | None  # None: no transcript, so only vocoders can copy it
     package: str
+    origin: str = ""  # where it came from, independent of this machine's paths; defaults to path
+
+    def __post_init__(self) -> None:
+        if not self.origin:
+            object.__setattr__(self, "origin", str(self.path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,8 +180,8 @@ def _arctic() -> list[Bonafide]:
         spec = importlib.util.find_spec(module)
         if spec and spec.submodule_search_locations:
             path = Path(list(spec.submodule_search_locations)[0]) / rel
-            if path.is_file():
-                items.append(Bonafide(path, "cmu-arctic", "en", None, module))
+            if path.is_file():  # the venv's location must not leak into seeds or the manifest
+                items.append(Bonafide(path, "cmu-arctic", "en", None, module, origin=f"{module}:{rel}"))
     return items
 
 
@@ -210,7 +215,7 @@ def inventory() -> list[Bonafide]:
 def select_bonafide(items: list[Bonafide], *, per_speaker: int, seed: int) -> list[Bonafide]:
     """A seeded sample of at most ``per_speaker`` clips per speaker, in a stable order."""
     by_speaker: dict[str, list[Bonafide]] = {}
-    for item in sorted(items, key=lambda b: str(b.path)):
+    for item in sorted(items, key=lambda b: b.origin):
         by_speaker.setdefault(item.speaker, []).append(item)
     chosen = []
     for speaker in sorted(by_speaker):
@@ -232,7 +237,7 @@ def assign_attacks(items: list[Bonafide], attacks: list[str], *, per_clip: int, 
     plan = []
     for item in items:
         pool = [a for a in attacks if can_speak(engines[a], item)]
-        rng = np.random.default_rng(_seed(seed, "assign", str(item.path)))
+        rng = np.random.default_rng(_seed(seed, "assign", item.origin))
         tiebreak = dict(zip(pool, rng.permutation(len(pool))))
         picked = sorted(pool, key=lambda a: (used[a], tiebreak[a]))[:per_clip]
         used.update(picked)
@@ -412,7 +417,7 @@ def _row(utt_id: str, path: Path, label: str, item: Bonafide, attack: str, engin
          n: int, sr: int) -> dict:
     return {"utt_id": utt_id, "path": str(path), "label": label, "speaker": item.speaker, "attack": attack,
             "duration_s": n / sr, "sample_rate": sr, "engine": engine, "engine_version": version,
-            "language": item.language, "origin": str(item.path)}
+            "language": item.language, "origin": item.origin}
 
 
 @register_source("demo", DemoOptions)
