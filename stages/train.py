@@ -35,12 +35,14 @@ def body(args: argparse.Namespace, params) -> str:
         else:
             summary = train_xgboost(data, params=params.xgboost, train_params=params.train, out_dir=args.out, live=live)
         live.summary["dev/best_eer"] = summary["dev_eer"]
+    # Throughput is a measurement, not config: kept out of the bundle so reruns give identical bytes.
+    samples_per_s = summary.pop("train_samples_per_s")
     section = getattr(params, kind.params_section)
     save_config(args.out, bundle_config(kind, summary, params_section=section, train_params=params.train,
                                         audio=params.audio, features=params.features,
                                         scaler=read_json(args.scaled / "scaler.json")))
     return (f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
-            f"dev EER {100 * summary['dev_eer']:.2f}%, {summary['train_samples_per_s']:.0f} samples/s")
+            f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -101,6 +101,15 @@ def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:
     assert _stages_run(_run(["dvc", "repro"], repo)) == set()
 
 
+def test_forced_retraining_reproduces_every_output_byte_for_byte(repo: Path) -> None:
+    """Same params and inputs give identical bundles, scores and metrics (CPU determinism)."""
+    before = (repo / "dvc.lock").read_text()
+    out = _run(["dvc", "repro", "-f", "-s", "train@cnn_lstm", "train@xgboost"], repo)
+    assert {"train@cnn_lstm", "train@xgboost"} <= _stages_run(out)
+    assert (repo / "dvc.lock").read_text() == before
+    assert _stages_run(_run(["dvc", "repro"], repo)) == set(), "downstream stages saw changed outputs"
+
+
 def test_plots_render_offline(repo: Path, tmp_path: Path) -> None:
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "html")], repo)
     page = (tmp_path / "html" / "index.html").read_text()
