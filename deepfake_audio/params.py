@@ -157,13 +157,21 @@ class AudioParams:
 
 @dataclasses.dataclass(frozen=True)
 class SplitParams:
-    """``split``: speaker-disjoint, stratified train/dev/test fractions."""
+    """``split``: train/dev/test fractions and how clips are assigned.
 
-    strategy: Literal["stratified_group"] = "stratified_group"
+    Strategies: ``stratified_group`` (speaker-disjoint, stratified by label and attack),
+    ``unseen_attacks`` (the same, and the attacks in ``unseen_attacks`` -- or a seeded
+    ``unseen_attack_fraction`` of them -- appear only in test), and ``random`` (stratified but not
+    speaker-disjoint: only to reproduce leaky seed-project numbers; it logs a warning).
+    """
+
+    strategy: Literal["stratified_group", "unseen_attacks", "random"] = "stratified_group"
     train: float = 0.6
     dev: float = 0.2
     test: float = 0.2
     seed: int = 0
+    unseen_attacks: tuple[str, ...] = ()
+    unseen_attack_fraction: float = 0.0
 
     def validate(self, prefix: str) -> None:
         for name in ("train", "dev", "test"):
@@ -174,6 +182,14 @@ class SplitParams:
         if abs(total - 1.0) > 1e-6:
             raise ParamError(prefix, {"train": self.train, "dev": self.dev, "test": self.test},
                              f"train + dev + test must be 1 (got {total:g})")
+        if not 0 <= self.unseen_attack_fraction < 1:
+            raise ParamError(f"{prefix}.unseen_attack_fraction", self.unseen_attack_fraction, "a fraction in [0, 1)")
+        if self.strategy == "unseen_attacks" and not self.unseen_attacks and self.unseen_attack_fraction == 0:
+            raise ParamError(f"{prefix}.unseen_attacks", [], "name attacks, or set unseen_attack_fraction > 0, "
+                             "for strategy unseen_attacks")
+        if self.strategy != "unseen_attacks" and (self.unseen_attacks or self.unseen_attack_fraction):
+            raise ParamError(f"{prefix}.strategy", self.strategy, "unseen_attacks or unseen_attack_fraction "
+                             "only apply to strategy unseen_attacks")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,6 +105,40 @@ def _refine(rows: np.ndarray, where: np.ndarray, counts: np.ndarray, targets: np
     return where
 
 
+def random_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
+    """Per (label, attack) stratum, a seeded shuffle cut at the train/dev/test fractions.
+
+    Not speaker-disjoint: this is the leaky split of the seed projects, kept to reproduce them.
+    """
+    out = pd.Series("", index=df.index, dtype=object)
+    rng = np.random.default_rng(params.seed)
+    for _, idx in sorted(df.groupby(_stratum(df)).groups.items()):
+        idx = np.asarray(idx)[rng.permutation(len(idx))]
+        n_train = int(round(params.train * len(idx)))
+        n_dev = int(round(params.dev * len(idx)))
+        out.loc[idx[:n_train]] = "train"
+        out.loc[idx[n_train:n_train + n_dev]] = "dev"
+        out.loc[idx[n_train + n_dev:]] = "test"
+    return out
+
+
+def choose_unseen_attacks(df: pd.DataFrame, params: SplitParams) -> list[str]:
+    """The named unseen attacks, else a seeded ``unseen_attack_fraction`` of the pool's attacks."""
+    attacks = sorted(set(df.loc[df["label"] == "spoof", "attack"]))
+    if params.unseen_attacks:
+        missing = sorted(set(params.unseen_attacks) - set(attacks))
+        if missing:
+            raise ValueError(f"split.unseen_attacks: {missing} not in the training pool's attacks {attacks}")
+        if set(params.unseen_attacks) == set(attacks):
+            raise ValueError("split.unseen_attacks names every attack: nothing would be left to train on")
+        return sorted(params.unseen_attacks)
+    n = max(1, int(round(params.unseen_attack_fraction * len(attacks))))
+    if n >= len(attacks):
+        raise ValueError(f"split.unseen_attack_fraction={params.unseen_attack_fraction} leaves no attack to train on")
+    rng = np.random.default_rng(params.seed)
+    return sorted(np.asarray(attacks)[rng.permutation(len(attacks))[:n]].tolist())
+
+
 def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     """Add the ``split`` column: train/dev/test for the training pool, ``eval:<name>`` for eval sets.
 
@@ -114,7 +148,20 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     out = manifest.copy()
     pool = out["eval_set"] == ""
     out["split"] = ""
-    out.loc[pool, "split"] = stratified_group_split(out[pool], params)
+    if params.strategy == "random":
+        log.warning("split.strategy=random puts one speaker's clips in several splits: scores are inflated "
+                    "by speaker leakage; use it only to reproduce leaky published numbers")
+        out.loc[pool, "split"] = random_split(out[pool], params)
+    else:
+        out.loc[pool, "split"] = stratified_group_split(out[pool], params)
+    if params.strategy == "unseen_attacks":
+        unseen = choose_unseen_attacks(out[pool], params)
+        held = pool & out["attack"].isin(unseen)
+        # Unseen attacks are test-only. Their clips from train/dev speakers cannot move to test
+        # without leaking those speakers, so they are set aside, visibly, as "excluded".
+        out.loc[held & (out["split"] != "test"), "split"] = "excluded"
+        log.info("unseen attacks (test only): %s; %d of their clips set aside from train/dev speakers",
+                 ", ".join(unseen), int((out["split"] == "excluded").sum()))
     out.loc[~pool, "split"] = "eval:" + out.loc[~pool, "eval_set"]
     for split in SPLITS:
         labels = set(out.loc[out["split"] == split, "label"])

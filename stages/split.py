@@ -1,4 +1,4 @@
-"""Stage ``split``: speaker-disjoint, stratified train/dev/test, plus ``eval:<name>`` sets.
+"""Stage ``split``: train/dev/test by ``split.strategy``, plus ``eval:<name>`` sets.
 
 Reads: ``<manifest>`` (data/raw/manifest.parquet); params ``split``.
 Writes: ``<out>`` (data/split/manifest.parquet, the manifest plus ``split``) and ``<report>``
@@ -19,13 +19,14 @@ from deepfake_audio.stage import run_stage
 def body(args: argparse.Namespace, params) -> str:
     manifest = pd.read_parquet(args.manifest)
     out = assign_splits(manifest, params.split)
-    report = split_report(out)
-    if report["leakage"]["n_shared_speakers"]:
+    report = {"strategy": params.split.strategy, **split_report(out)}
+    shared = report["leakage"]["n_shared_speakers"]
+    if shared and params.split.strategy != "random":  # random is leaky by design, and says so
         raise RuntimeError(f"speakers in more than one split: {report['leakage']['shared_speakers'][:10]}")
     write_frame(args.out, out)
     write_json(args.report, report)
     sizes = ", ".join(f"{k}: {v['n_clips']} clips/{v['n_speakers']} speakers" for k, v in report["splits"].items())
-    return f"{len(out)} rows; {sizes}; 0 shared speakers"
+    return f"{params.split.strategy}: {len(out)} rows; {sizes}; {shared} shared speakers"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -153,7 +153,7 @@ def test_accepted_edge_values() -> None:
     ("train", "balance", "oversample", "weights, none"),
     ("audio", "pad", "reflect", "repeat, zero"),
     ("audio", "crop", "random", "start, center"),
-    ("split", "strategy", "random", "stratified_group"),
+    ("split", "strategy", "kfold", "stratified_group, unseen_attacks, random"),
 ])
 def test_bad_literal_lists_choices(section: str, key: str, value: str, choices: str) -> None:
     err = _raises({section: {key: value}}, key=f"{section}.{key}")

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepfake_audio.errors import ParamError
 from deepfake_audio.params import SplitParams
 from deepfake_audio.split import SPLITS, assign_splits, split_report, stratified_group_split
 
@@ -211,3 +212,58 @@ def test_split_report_detects_leakage(manifest: pd.DataFrame) -> None:
     leaked.loc[leaked.index[(leaked["speaker"] == speaker)][0], "split"] = "test"
     report = split_report(leaked)
     assert report["leakage"] == {"shared_speakers": [speaker], "n_shared_speakers": 1}
+
+
+def _pool(n_speakers: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Each speaker: 4 bona fide clips and one spoof per attack A01..A05, spoofs sharing the speaker."""
+    rows = []
+    for s in range(n_speakers):
+        for i in range(4):
+            rows.append({"utt_id": f"s{s}_b{i}", "speaker": f"s{s}", "label": "bonafide", "attack": "-"})
+        for a in range(1, 6):
+            rows.append({"utt_id": f"s{s}_A0{a}", "speaker": f"s{s}", "label": "spoof", "attack": f"A0{a}"})
+    df = pd.DataFrame(rows)
+    df["eval_set"], df["source"] = "", "demo"
+    return df
+
+
+def test_random_split_is_stratified_but_leaks_speakers() -> None:
+    df = _pool()
+    out = assign_splits(df, SplitParams(strategy="random", seed=1))
+    assert (out.groupby("speaker")["split"].nunique() > 1).any(), "random is not speaker-disjoint"
+    for split, frac in (("train", 0.6), ("dev", 0.2), ("test", 0.2)):
+        part = out[out["split"] == split]
+        for attack in ("-", "A01", "A05"):
+            share = (part["attack"] == attack).sum() / (df["attack"] == attack).sum()
+            assert share == pytest.approx(frac, abs=0.02)
+    assert out["split"].equals(assign_splits(df, SplitParams(strategy="random", seed=1))["split"])
+
+
+def test_unseen_attacks_appear_only_in_test_and_speakers_stay_apart() -> None:
+    df = _pool()
+    out = assign_splits(df, SplitParams(strategy="unseen_attacks", unseen_attacks=("A03",)))
+    assert set(out.loc[out["attack"] == "A03", "split"]) <= {"test", "excluded"}
+    assert (out.loc[out["attack"] == "A03", "split"] == "test").any()
+    kept = out[out["split"].isin(["train", "dev", "test"])]
+    assert (kept.groupby("speaker")["split"].nunique() == 1).all()
+    assert "A03" not in set(out.loc[out["split"].isin(["train", "dev"]), "attack"])
+    report = split_report(out)
+    assert report["leakage"]["n_shared_speakers"] == 0 and "excluded" in report["splits"]
+
+
+def test_unseen_attack_fraction_is_seeded_and_validated() -> None:
+    from deepfake_audio.split import choose_unseen_attacks
+
+    df = _pool()
+    p = SplitParams(strategy="unseen_attacks", unseen_attack_fraction=0.4, seed=3)
+    chosen = choose_unseen_attacks(df, p)
+    assert len(chosen) == 2 and chosen == choose_unseen_attacks(df, p)
+    with pytest.raises(ValueError, match="every attack"):
+        choose_unseen_attacks(df, SplitParams(strategy="unseen_attacks",
+                                              unseen_attacks=("A01", "A02", "A03", "A04", "A05")))
+    with pytest.raises(ValueError, match="A09"):
+        choose_unseen_attacks(df, SplitParams(strategy="unseen_attacks", unseen_attacks=("A09",)))
+    with pytest.raises(ParamError, match="unseen_attack_fraction"):
+        SplitParams(strategy="unseen_attacks").validate("split")
+    with pytest.raises(ParamError, match="strategy"):
+        SplitParams(unseen_attacks=("A01",)).validate("split")
