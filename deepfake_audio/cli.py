@@ -16,7 +16,6 @@ from deepfake_audio.logs import setup_logging
 
 log = logging.getLogger("deepfake_audio")
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
 
 
 def best_bundle(models_dir: Path) -> Path:
@@ -31,6 +30,8 @@ def best_bundle(models_dir: Path) -> Path:
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
+    from deepfake_audio.sources.local import AUDIO_SUFFIXES
+
     out = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -103,7 +103,4 @@ def write_report(metrics_by_model: dict[str, dict], *, summary_path: Path, figur
     return summary
 
 
-def threshold_of(bundle: Bundle) -> float:
-    return float(bundle.config["threshold"])
-
 

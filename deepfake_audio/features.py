@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,8 +190,6 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
     extractor.extract(np.zeros(audio.n_samples, dtype=np.float32) + 1e-3)  # warm numba before forking
     layout = extractor.layout
     rows = list(zip(manifest["utt_id"].astype(str), manifest["path"].astype(str)))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
     rejects: list[dict] = []
     n_out = 0
     chunks = list(_chunks(rows, features.chunk_size))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_audio.evaluation import metrics_from_scores, score_splits, threshold_of, write_plots
+from deepfake_audio.evaluation import metrics_from_scores, score_splits, write_plots
 from deepfake_audio.io import write_frame, write_json
 from deepfake_audio.stage import run_stage
 from deepfake_audio.training import load_bundle, load_inputs
@@ -25,7 +25,7 @@ def body(args: argparse.Namespace, params) -> str:
                        utterances_path=args.scaled / "utterances.parquet", splits=splits)
     scores = score_splits(bundle, data)
     write_frame(args.scores, scores)
-    threshold = threshold_of(bundle)
+    threshold = float(bundle.config["threshold"])  # the dev-set EER threshold
     metrics = metrics_from_scores(scores, threshold=threshold)
     write_json(args.metrics, metrics)
     write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots)

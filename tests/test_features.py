@@ -24,20 +24,6 @@ REASONS = {"zero_bytes": "empty", "truncated": "corrupt", "not_audio": "unsuppor
            "inf": "non_finite", "silent": "silent", "too_short": "too_short"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_thread_env():
-    """extract_features sets OMP/OpenBLAS/MKL_NUM_THREADS in os.environ for its workers; keep that
-    from leaking into later tests' subprocesses."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    before = {n: os.environ.get(n) for n in names}
-    yield
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 @pytest.fixture(scope="module")
 def extractor() -> FeatureExtractor:
     return FeatureExtractor(AUDIO, FEATURES)
@@ -328,6 +314,13 @@ def test_outputs_identical_for_any_n_jobs(stage: dict) -> None:
     assert summary == stage["summary"]
     for name in ("frames.parquet", "utterances.parquet", "rejects.csv"):
         assert _sha(out / name) == _sha(stage["out"] / name), name
+
+
+def test_extraction_leaves_the_callers_environment_alone(stage: dict) -> None:
+    """Workers limit their own BLAS threads; the calling process's environment is not edited."""
+    before = dict(os.environ)
+    _run(stage["manifest"], stage["root"] / "env", FeatureParams(n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
+    assert dict(os.environ) == before
 
 
 def test_no_temporary_files_left(stage: dict) -> None:
