@@ -50,14 +50,15 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, *, size: int | None, checksum: str | None) -> None:
+def _verify(path: Path, *, size: int | None, checksum: str | None, name: str | None = None) -> None:
+    name = name or path.name
     if size is not None and path.stat().st_size != size:
-        raise ChecksumError(f"{path.name}: size {path.stat().st_size} bytes, expected {size}")
+        raise ChecksumError(f"{name}: size {path.stat().st_size} bytes, expected {size}")
     if checksum:
         algorithm, _, expected = checksum.partition(":")
         got = file_digest(path, algorithm)
         if got != expected.lower():
-            raise ChecksumError(f"{path.name}: {algorithm} {got}, expected {expected}")
+            raise ChecksumError(f"{name}: {algorithm} {got}, expected {expected}")
 
 
 def _parse_checksum(checksum: str | None) -> str | None:
@@ -106,10 +107,10 @@ def download(url: str, dest: Path | str, *, checksum: str | None = None, size: i
         raise FetchError(f"{url}: incomplete after {max_attempts} attempts ({last_error}); "
                          f"{part} is kept and the next run resumes it")
     try:
-        _verify(part, size=size, checksum=checksum)
-    except ChecksumError:
+        _verify(part, size=size, checksum=checksum, name=dest.name)
+    except ChecksumError as exc:
         part.unlink()
-        raise
+        raise ChecksumError(f"{exc} (download from {url} deleted; the next run starts afresh)") from None
     os.replace(part, dest)
     return dest
 

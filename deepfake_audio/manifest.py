@@ -6,9 +6,11 @@ import pandas as pd
 COLUMNS = ("utt_id", "path", "label", "speaker", "attack", "source", "duration_s", "sample_rate")
 """Binding columns, in this order. Extra columns may follow."""
 
-EXTRA_COLUMNS = ("eval_set", "engine", "engine_version")
-"""Optional columns this project fills: the eval set a row belongs to ("" for the training pool),
-and for generated spoofs the engine and its version."""
+EXTRA_COLUMNS = ("eval_set", "partition", "content_hash", "engine", "engine_version")
+"""Optional columns this project fills: the eval set a row belongs to ("" for the training pool);
+the corpus's official partition (train/dev/eval, "" where it has none); a hash of the decoded
+samples (identical audio has the same hash; "" if unreadable); and for generated spoofs the
+engine and its version."""
 
 LABEL_VALUES = ("bonafide", "spoof")
 
@@ -40,5 +42,5 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     df = df[list(COLUMNS) + list(EXTRA_COLUMNS) + rest]
     df = df.astype({"utt_id": str, "path": str, "label": str, "speaker": str, "attack": str,
                     "source": str, "duration_s": "float64", "sample_rate": "int64",
-                    "eval_set": str, "engine": str, "engine_version": str})
+                    **{col: str for col in EXTRA_COLUMNS}})
     return df.sort_values("utt_id", kind="stable").reset_index(drop=True)

@@ -5,7 +5,9 @@ Everything here is cheap (numpy + soundfile); nothing touches the network or ``d
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import http.server
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +220,71 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Read-only: tests must not modify or add files under its folder.
     """
     return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+# ---------------------------------------------------------------- a local HTTP file server
+
+
+class FileServer(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (name -> bytes) at any URL ending in ``/<name>``, like a download mirror.
+
+    Honours HTTP Range requests (unless ``honour_range`` is off), can cut the next response after
+    ``cut_after`` bytes, and logs every request as ``(name, Range header or None)``.
+    """
+
+    files: dict[str, bytes]
+    requests: list[tuple[str, str | None]]
+    cut_after: int | None = None
+    honour_range: bool = True
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{path.lstrip('/')}"
+
+
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    server: FileServer
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        name = self.path.rsplit("/", 1)[-1]
+        rng = self.headers.get("Range")
+        self.server.requests.append((name, rng))
+        data = self.server.files.get(name)
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        if rng and self.server.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.cut_after is not None:
+            cut, self.server.cut_after = self.server.cut_after, None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    """A :class:`FileServer` on a free local port, serving nothing until ``files`` is filled."""
+    srv = FileServer(("127.0.0.1", 0), _FileHandler)
+    srv.files, srv.requests = {}, []
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -2,82 +2,37 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deepfake_audio.fetch import ChecksumError, FetchError, UnsafeArchiveError, download, extract
+from tests.conftest import FileServer
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, not all the same byte
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    payload = PAYLOAD
-    cut_after: int | None = None  # first response stops after this many bytes
-    honour_range = True
-    requests: list[str | None]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.path != "/data.bin":
-            self.send_error(404)
-            return
-        rng = self.headers.get("Range")
-        self.server.requests.append(rng)
-        data, start = self.server.payload, 0
-        if rng and self.server.honour_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.server.cut_after is not None:
-            cut, self.server.cut_after = self.server.cut_after, None
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.requests = []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server(file_server: FileServer) -> FileServer:
+    file_server.files = {"data.bin": PAYLOAD}
+    return file_server
 
 
-def _url(srv: _Server, path: str = "/data.bin") -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}{path}"
+def _url(srv: FileServer, path: str = "/data.bin") -> str:
+    return srv.url(path)
+
+
+def _ranges(srv: FileServer) -> list[str | None]:
+    return [rng for _, rng in srv.requests]
 
 
 SHA = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
 
 
-def test_download_verifies_and_skips_a_second_time(server: _Server, tmp_path: Path) -> None:
+def test_download_verifies_and_skips_a_second_time(server: FileServer, tmp_path: Path) -> None:
     dest = download(_url(server), tmp_path / "data.bin", checksum=SHA, size=len(PAYLOAD))
     assert dest.read_bytes() == PAYLOAD
     assert not (tmp_path / "data.bin.part").exists()
@@ -85,33 +40,33 @@ def test_download_verifies_and_skips_a_second_time(server: _Server, tmp_path: Pa
     assert len(server.requests) == 1, "a verified file is not downloaded again"
 
 
-def test_cut_connection_resumes_with_a_range_request(server: _Server, tmp_path: Path) -> None:
+def test_cut_connection_resumes_with_a_range_request(server: FileServer, tmp_path: Path) -> None:
     server.cut_after = 300_000
     dest = download(_url(server), tmp_path / "data.bin", checksum=SHA)
     assert dest.read_bytes() == PAYLOAD
-    assert server.requests == [None, "bytes=300000-"]
+    assert _ranges(server) == [None, "bytes=300000-"]
 
 
-def test_server_without_range_support_restarts_cleanly(server: _Server, tmp_path: Path) -> None:
+def test_server_without_range_support_restarts_cleanly(server: FileServer, tmp_path: Path) -> None:
     server.cut_after, server.honour_range = 100_000, False
     dest = download(_url(server), tmp_path / "data.bin", checksum=SHA)
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_interrupted_run_resumes_from_the_part_file(server: _Server, tmp_path: Path) -> None:
+def test_interrupted_run_resumes_from_the_part_file(server: FileServer, tmp_path: Path) -> None:
     (tmp_path / "data.bin.part").write_bytes(PAYLOAD[:500_000])
     download(_url(server), tmp_path / "data.bin", checksum=SHA)
-    assert server.requests == ["bytes=500000-"]
+    assert _ranges(server) == ["bytes=500000-"]
     assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
 
 
-def test_checksum_mismatch_leaves_no_file_behind(server: _Server, tmp_path: Path) -> None:
+def test_checksum_mismatch_leaves_no_file_behind(server: FileServer, tmp_path: Path) -> None:
     with pytest.raises(ChecksumError, match="expected"):
         download(_url(server), tmp_path / "data.bin", checksum="sha256:" + "0" * 64)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_http_error_and_bad_checksum_spec_are_clear(server: _Server, tmp_path: Path) -> None:
+def test_http_error_and_bad_checksum_spec_are_clear(server: FileServer, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="404"):
         download(_url(server, "/missing.zip"), tmp_path / "x.zip")
     with pytest.raises(ValueError, match="sha256"):

@@ -44,7 +44,7 @@ def register_source(name: str, options: type) -> Callable[[Callable[..., pd.Data
 
 def _load_builtin_kinds() -> None:
     # Imported lazily so that importing the package has no side effects and no heavy imports.
-    from deepfake_audio.sources import demo, local  # noqa: F401
+    from deepfake_audio.sources import corpora, demo, local  # noqa: F401
 
 
 def known_kinds() -> list[str]:
