@@ -159,13 +159,14 @@ class AudioParams:
 class SplitParams:
     """``split``: train/dev/test fractions and how clips are assigned.
 
-    Strategies: ``stratified_group`` (speaker-disjoint, stratified by label and attack),
+    Strategies: ``official`` (each corpus's own train/dev/eval partitions; sources without them
+    are split as ``stratified_group``), ``stratified_group`` (speaker-disjoint, stratified by label and attack),
     ``unseen_attacks`` (the same, and the attacks in ``unseen_attacks`` -- or a seeded
     ``unseen_attack_fraction`` of them -- appear only in test), and ``random`` (stratified but not
     speaker-disjoint: only to reproduce leaky seed-project numbers; it logs a warning).
     """
 
-    strategy: Literal["stratified_group", "unseen_attacks", "random"] = "stratified_group"
+    strategy: Literal["stratified_group", "official", "unseen_attacks", "random"] = "stratified_group"
     train: float = 0.6
     dev: float = 0.2
     test: float = 0.2
@@ -254,7 +255,7 @@ class TrainParams:
     patience: int = 6
     grad_clip: float = 5.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    balance: Literal["weights", "none"] = "weights"
+    balance: Literal["weights", "oversample", "none"] = "weights"
     num_workers: int = 0
     seed: int = 0
 

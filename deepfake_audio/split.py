@@ -17,16 +17,49 @@ def _stratum(df: pd.DataFrame) -> pd.Series:
     return df["label"].astype(str) + "|" + df["attack"].astype(str)
 
 
-def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
-    """Assign whole speakers to train/dev/test so each (label, attack) stratum keeps the fractions.
+def leak_groups(df: pd.DataFrame) -> pd.Series:
+    """The unit a leakage-free split must keep whole: speakers joined by identical audio.
 
-    Greedy, then refined: speakers are placed largest first (seeded order among equals), each
+    Two speakers whose clips share a ``content_hash`` (the same decoded samples) are merged into
+    one group, transitively, so identical audio can never straddle two splits. Each group is
+    named after its alphabetically first speaker. Without a ``content_hash`` column the groups
+    are the speakers.
+
+    Returns:
+        a Series of group names aligned with ``df.index``.
+    """
+    speakers = df["speaker"].astype(str)
+    if "content_hash" not in df.columns:
+        return speakers
+    parent: dict[str, str] = {s: s for s in speakers.unique()}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    hashes = df["content_hash"].astype(str)
+    for _, group in speakers[hashes != ""].groupby(hashes[hashes != ""]):
+        names = sorted(set(group))
+        for other in names[1:]:
+            a, b = root(names[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return speakers.map(root)
+
+
+def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
+    """Assign whole groups (speakers, see :func:`leak_groups`) to train/dev/test so each
+    (label, attack) stratum keeps the fractions.
+
+    Greedy, then refined: groups are placed largest first (seeded order among equals), each
     into the split where it most reduces the squared gap between actual and target counts,
     summed over strata and normalised by stratum size; then :func:`_refine` moves and swaps
-    speakers while that cost drops. A speaker never spans two splits.
+    groups while that cost drops. A speaker never spans two splits, nor does identical audio.
 
     Args:
-        df: manifest rows with ``speaker``, ``label`` and ``attack``.
+        df: manifest rows with ``speaker``, ``label`` and ``attack`` (and ``content_hash``).
 
     Returns:
         a Series of split names aligned with ``df.index``.
@@ -35,7 +68,8 @@ def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
         return pd.Series([], dtype=str, index=df.index)
     fractions = np.array([params.train, params.dev, params.test])
     strata = _stratum(df)
-    table = pd.crosstab(df["speaker"], strata)  # speakers x strata counts
+    groups = leak_groups(df)
+    table = pd.crosstab(groups, strata)  # groups x strata counts
     totals = table.sum(axis=0).to_numpy(dtype=float)
     targets = fractions[:, None] * totals[None, :]  # splits x strata
     rng = np.random.default_rng(params.seed)
@@ -50,8 +84,8 @@ def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
         where[i] = int(np.argmin(((counts - targets) / weights) @ row))
         counts[where[i]] += row
     where = _refine(rows, where, counts, targets, weights)
-    assignment = {speaker: SPLITS[s] for speaker, s in zip(order, where)}
-    return df["speaker"].map(assignment)
+    assignment = {group: SPLITS[s] for group, s in zip(order, where)}
+    return groups.map(assignment)
 
 
 def _refine(rows: np.ndarray, where: np.ndarray, counts: np.ndarray, targets: np.ndarray,
@@ -122,6 +156,29 @@ def random_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
     return out
 
 
+OFFICIAL_TO_SPLIT = {"train": "train", "dev": "dev", "eval": "test"}
+
+
+def official_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
+    """Keep each corpus's own partitions (train -> train, dev -> dev, eval -> test).
+
+    Rows from sources without official partitions (``partition == ""``) are split
+    speaker-disjointly by :func:`stratified_group_split`, so corpora can be mixed.
+    """
+    partition = df["partition"].astype(str) if "partition" in df.columns else pd.Series("", index=df.index)
+    unknown = sorted(set(partition) - set(OFFICIAL_TO_SPLIT) - {""})
+    if unknown:
+        raise ValueError(f"split.strategy=official: unknown partition values {unknown}; "
+                         f"expected {sorted(OFFICIAL_TO_SPLIT)}")
+    out = partition.map(OFFICIAL_TO_SPLIT).fillna("").astype(object)
+    rest = partition == ""
+    if rest.any():
+        log.info("official split: %d clips from sources without official partitions are split by speaker",
+                 int(rest.sum()))
+        out.loc[rest] = stratified_group_split(df[rest], params)
+    return out
+
+
 def choose_unseen_attacks(df: pd.DataFrame, params: SplitParams) -> list[str]:
     """The named unseen attacks, else a seeded ``unseen_attack_fraction`` of the pool's attacks."""
     attacks = sorted(set(df.loc[df["label"] == "spoof", "attack"]))
@@ -152,6 +209,8 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
         log.warning("split.strategy=random puts one speaker's clips in several splits: scores are inflated "
                     "by speaker leakage; use it only to reproduce leaky published numbers")
         out.loc[pool, "split"] = random_split(out[pool], params)
+    elif params.strategy == "official":
+        out.loc[pool, "split"] = official_split(out[pool], params)
     else:
         out.loc[pool, "split"] = stratified_group_split(out[pool], params)
     if params.strategy == "unseen_attacks":
@@ -174,7 +233,12 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
 
 
 def split_report(df: pd.DataFrame) -> dict:
-    """Counts per split, class and attack, speakers per split, and speaker leakage."""
+    """Counts per split, class, attack and source; and leakage.
+
+    Leakage covers speakers shared between train/dev/test, identical audio (same
+    ``content_hash``) shared between them, and identical audio or speakers shared between the
+    training pool and each eval set.
+    """
     report: dict = {"splits": {}, "leakage": {}}
     for split, part in df.groupby("split", sort=True):
         report["splits"][split] = {
@@ -189,5 +253,42 @@ def split_report(df: pd.DataFrame) -> dict:
     pool = df[df["split"].isin(SPLITS)]
     speaker_splits = pool.groupby("speaker")["split"].nunique()
     shared = sorted(speaker_splits[speaker_splits > 1].index.astype(str))
-    report["leakage"] = {"shared_speakers": shared, "n_shared_speakers": len(shared)}
+    hashes = pool.loc[pool.get("content_hash", pd.Series("", index=pool.index)).astype(str) != ""]
+    hash_splits = hashes.groupby("content_hash")["split"].nunique() if len(hashes) else pd.Series(dtype=int)
+    dup = sorted(hash_splits[hash_splits > 1].index.astype(str))
+    examples = [sorted(hashes.loc[hashes["content_hash"] == h, "utt_id"].astype(str))[:3] for h in dup[:10]]
+    report["leakage"] = {"shared_speakers": shared, "n_shared_speakers": len(shared),
+                         "n_shared_audio": len(dup), "shared_audio_examples": examples,
+                         "eval_sets": _eval_overlap(df, pool)}
     return report
+
+
+def _eval_overlap(df: pd.DataFrame, pool: pd.DataFrame) -> dict:
+    """Per eval set: its clips whose audio is also in the training pool, and speakers it shares."""
+    out = {}
+    pool_hashes = set(pool.get("content_hash", pd.Series(dtype=str)).astype(str)) - {""}
+    pool_speakers = set(pool["speaker"].astype(str))
+    for split, part in sorted(df[df["split"].astype(str).str.startswith("eval:")].groupby("split")):
+        hashes = part.get("content_hash", pd.Series("", index=part.index)).astype(str)
+        in_pool = hashes.isin(pool_hashes)
+        out[split[5:]] = {"n_clips_in_training_pool": int(in_pool.sum()),
+                          "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
+                          "n_shared_speakers": len(set(part["speaker"].astype(str)) & pool_speakers)}
+    return out
+
+
+def leaks(report: dict) -> list[str]:
+    """What in a :func:`split_report` breaks a leakage-free split, as readable lines ([] if nothing)."""
+    leak = report["leakage"]
+    problems = []
+    if leak["n_shared_speakers"]:
+        problems.append(f"{leak['n_shared_speakers']} speakers in more than one split, e.g. "
+                        f"{leak['shared_speakers'][:5]}")
+    if leak["n_shared_audio"]:
+        problems.append(f"{leak['n_shared_audio']} identical clips in more than one split, e.g. "
+                        f"{leak['shared_audio_examples'][:3]}")
+    for name, overlap in leak["eval_sets"].items():
+        if overlap["n_clips_in_training_pool"]:
+            problems.append(f"eval set {name!r}: {overlap['n_clips_in_training_pool']} clips identical to "
+                            f"training-pool audio, e.g. {overlap['examples']}")
+    return problems

@@ -88,11 +88,34 @@ def select_device(preference: str) -> Any:
 
 
 def _class_weights(y: np.ndarray, balance: str) -> float:
-    """Weight of the bona fide class relative to spoof, so both classes count equally."""
+    """Weight of the bona fide class relative to spoof, so both classes count equally.
+
+    1 unless ``balance == "weights"`` (``oversample`` balances by repeating rows instead).
+    """
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    if balance == "none" or n_pos == 0:
+    if balance != "weights" or n_pos == 0:
         return 1.0
     return n_neg / n_pos
+
+
+def oversample_indices(y: np.ndarray, *, seed: int) -> np.ndarray:
+    """Row indices in which the minority class is repeated up to the majority's count.
+
+    Every minority row appears ``n_major // n_minor`` times, and a seeded sample of them once
+    more for the remainder, so the classes are exactly balanced and each row is used about
+    equally. The order is the original order with the copies appended; shuffling is the loader's.
+
+    Returns:
+        int64 indices into ``y``, of length ``2 * n_major`` (all rows if a class is empty).
+    """
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0 or len(neg) == 0 or len(pos) == len(neg):
+        return np.arange(len(y), dtype=np.int64)
+    minor, major = (pos, neg) if len(pos) < len(neg) else (neg, pos)
+    reps, rest = divmod(len(major), len(minor))
+    extra = np.random.default_rng(seed).choice(minor, size=rest, replace=False)
+    copies = np.concatenate([np.tile(minor, reps - 1), np.sort(extra)])
+    return np.concatenate([np.arange(len(y)), copies]).astype(np.int64)
 
 
 def _predict_torch(model: Any, x: np.ndarray, device: Any, batch_size: int) -> np.ndarray:
@@ -126,10 +149,15 @@ def train_neural(kind: ModelKind, data: dict[str, SplitData], *, model_params: M
     pos_weight = torch.tensor(_class_weights(train.y, train_params.balance), device=device)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     gen = torch.Generator().manual_seed(train_params.seed)
+    # oversample: the sampler draws a fresh permutation of the balanced index list each epoch, so
+    # minority rows repeat without copying the feature array.
+    order = (oversample_indices(train.y, seed=train_params.seed) if train_params.balance == "oversample"
+             else np.arange(len(train.y)))
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.from_numpy(train.x), torch.from_numpy(train.y.astype(np.float32))),
-        batch_size=train_params.batch_size, shuffle=True, generator=gen, num_workers=train_params.num_workers,
-        pin_memory=device.type == "cuda", drop_last=len(train.y) > train_params.batch_size)
+        batch_size=train_params.batch_size, sampler=torch.utils.data.SubsetRandomSampler(order.tolist(), generator=gen),
+        generator=gen, num_workers=train_params.num_workers, pin_memory=device.type == "cuda",
+        drop_last=len(order) > train_params.batch_size)
     best = {"dev_eer": float("inf"), "epoch": -1}
     best_state = None
     seen, t_train = 0, 0.0
@@ -179,6 +207,10 @@ def train_xgboost(data: dict[str, SplitData], *, params: XGBoostParams, train_pa
     import xgboost as xgb
 
     train, dev = data["train"], data["dev"]
+    if train_params.balance == "oversample":
+        take = oversample_indices(train.y, seed=train_params.seed)
+        train = SplitData([train.ids[i] for i in take], train.x[take], train.y[take], train.attacks[take],
+                          train.sources[take])
     weight = np.where(train.y == 1, _class_weights(train.y, train_params.balance), 1.0)
     device = "cuda" if select_device(train_params.device).type == "cuda" else "cpu"
     model = xgb.XGBClassifier(

@@ -2,7 +2,9 @@
 
 Reads: ``<manifest>`` (data/raw/manifest.parquet); params ``split``.
 Writes: ``<out>`` (data/split/manifest.parquet, the manifest plus ``split``) and ``<report>``
-(metrics/split.json: counts per split, class, attack and source; shared speakers).
+(metrics/split.json: counts per split, class, attack and source; speakers and identical audio
+shared between splits, and with each eval set). On every strategy but ``random`` a leak fails
+the stage and nothing is written.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepfake_audio.io import write_frame, write_json
-from deepfake_audio.split import assign_splits, split_report
+from deepfake_audio.split import assign_splits, leaks, split_report
 from deepfake_audio.stage import run_stage
 
 
@@ -20,13 +22,17 @@ def body(args: argparse.Namespace, params) -> str:
     manifest = pd.read_parquet(args.manifest)
     out = assign_splits(manifest, params.split)
     report = {"strategy": params.split.strategy, **split_report(out)}
-    shared = report["leakage"]["n_shared_speakers"]
-    if shared and params.split.strategy != "random":  # random is leaky by design, and says so
-        raise RuntimeError(f"speakers in more than one split: {report['leakage']['shared_speakers'][:10]}")
+    problems = leaks(report)
+    if problems and params.split.strategy != "random":  # random is leaky by design, and says so
+        raise RuntimeError(f"split.strategy={params.split.strategy} leaks: " + "; ".join(problems)
+                           + ". Identical clips in an eval set must be removed from it or from the training "
+                           "sources; official partitions that share speakers need strategy stratified_group")
     write_frame(args.out, out)
     write_json(args.report, report)
     sizes = ", ".join(f"{k}: {v['n_clips']} clips/{v['n_speakers']} speakers" for k, v in report["splits"].items())
-    return f"{params.split.strategy}: {len(out)} rows; {sizes}; {shared} shared speakers"
+    leak = report["leakage"]
+    return (f"{params.split.strategy}: {len(out)} rows; {sizes}; {leak['n_shared_speakers']} shared speakers, "
+            f"{leak['n_shared_audio']} shared clips")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """End to end: `dvc repro` in a temporary git repository on a tiny generated corpus.
 
 The corpus is read through the `manifest` source kind, with a params override that shrinks every
-stage. Checks the binding metrics layout, that `dvc status` is clean afterwards, that a second
+stage; a second generated corpus is an eval-only set (`data.eval_sets.heldout`). Checks the binding metrics layout, that `dvc status` is clean afterwards, that a second
 `dvc repro` does nothing, that the plots render offline, and that `dvc exp run -S
 model.lstm_units=...` re-runs only the neural model's stages.
 """
@@ -58,6 +58,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     csv = make_corpus(repo / "corpus", n_speakers=8, per_speaker=4, seed=3)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["sources"] = [{"kind": "manifest", "path": str(csv.relative_to(repo))}]
+    heldout = make_corpus(repo / "heldout", n_speakers=3, per_speaker=2, seed=11)
+    params["data"]["eval_sets"] = {"heldout": {"kind": "manifest", "path": str(heldout.relative_to(repo))}}
     params["audio"].update(duration_s=1.0)
     params["features"].update(n_mels=32, n_mfcc=13, n_jobs=1, chunk_size=8)
     params["model"].update(conv_channels=8, lstm_units=8, dense_units=8, n_conv_blocks=1)
@@ -92,7 +94,26 @@ def test_metrics_follow_the_binding_layout(repo: Path) -> None:
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert set(summary["models"]) == {"cnn_lstm", "xgboost"}
     split = json.loads((repo / "metrics" / "split.json").read_text())
-    assert split["leakage"]["n_shared_speakers"] == 0
+    assert split["leakage"]["n_shared_speakers"] == 0 and split["leakage"]["n_shared_audio"] == 0
+    assert split["splits"]["eval:heldout"]["n_clips"] == 12
+
+
+def test_eval_set_is_scored_and_never_trained_or_scaled_on(repo: Path) -> None:
+    import pandas as pd
+
+    manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet")
+    heldout = manifest[manifest["eval_set"] == "heldout"]
+    assert len(heldout) == 12 and (heldout["split"] == "eval:heldout").all()
+    assert heldout["utt_id"].str.startswith("heldout/").all() and (heldout["content_hash"] != "").all()
+    scaler = json.loads((repo / "data" / "scaled" / "scaler.json").read_text())
+    assert scaler["n_train_clips"] == int((manifest["split"] == "train").sum())
+    for model in ("cnn_lstm", "xgboost"):
+        block = json.loads((repo / "metrics" / f"{model}.json").read_text())["heldout"]
+        missing = [k for k in REQUIRED if k not in block]
+        assert not missing, f"{model}: heldout block lacks {missing}"
+        assert (block["n_bonafide"], block["n_spoof"]) == (6, 6)
+        scores = pd.read_parquet(repo / "data" / "scores" / f"{model}.parquet")
+        assert set(heldout["utt_id"]) <= set(scores["utt_id"])
 
 
 def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:

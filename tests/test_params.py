@@ -150,10 +150,10 @@ def test_accepted_edge_values() -> None:
 
 @pytest.mark.parametrize("section,key,value,choices", [
     ("train", "device", "gpu", "auto, cpu, cuda"),
-    ("train", "balance", "oversample", "weights, none"),
+    ("train", "balance", "undersample", "weights, oversample, none"),
     ("audio", "pad", "reflect", "repeat, zero"),
     ("audio", "crop", "random", "start, center"),
-    ("split", "strategy", "kfold", "stratified_group, unseen_attacks, random"),
+    ("split", "strategy", "kfold", "stratified_group, official, unseen_attacks, random"),
 ])
 def test_bad_literal_lists_choices(section: str, key: str, value: str, choices: str) -> None:
     err = _raises({section: {key: value}}, key=f"{section}.{key}")

@@ -7,15 +7,15 @@ import pytest
 
 from deepfake_audio.errors import ParamError
 from deepfake_audio.params import SplitParams
-from deepfake_audio.split import SPLITS, assign_splits, split_report, stratified_group_split
+from deepfake_audio.split import SPLITS, assign_splits, leak_groups, leaks, split_report, stratified_group_split
 
 ATTACKS = ("A01", "A02", "A03", "A04")
 
-# The greedy splitter keeps every split's bona fide share within 5.5 points of the overall share
-# on the manifest below for split seeds 0-5 (measured); a random speaker-disjoint assignment with
-# the same fractions misses 6 points in most draws (median gap about 10 points), so 6 points is a
-# tolerance the stratification has to earn.
-RATIO_TOLERANCE = 0.06
+# The issue's bar: every split's bona fide share within 2 points of the overall share. The
+# greedy + local-search splitter keeps it under 0.9 points on the manifest below for split seeds
+# 0-5 (measured); a random speaker-disjoint assignment with the same fractions misses 2 points in
+# nearly every draw (median gap about 10 points), so the tolerance has to be earned.
+RATIO_TOLERANCE = 0.02
 STRATUM_TOLERANCE = 0.08  # each (label, attack) stratum's share per split vs the target fraction
 FRACTION_TOLERANCE = 0.04  # each split's share of all clips vs its target fraction
 
@@ -202,7 +202,11 @@ def test_split_report_counts_add_up(manifest: pd.DataFrame) -> None:
         assert sum(stats["sources"].values()) == stats["n_clips"]
         assert stats["n_speakers"] == part["speaker"].nunique()
     assert sum(report["splits"][s]["n_speakers"] for s in SPLITS) == manifest["speaker"].nunique()
-    assert report["leakage"] == {"shared_speakers": [], "n_shared_speakers": 0}
+    assert report["leakage"]["shared_speakers"] == [] and report["leakage"]["n_shared_speakers"] == 0
+    assert report["leakage"]["n_shared_audio"] == 0
+    assert report["leakage"]["eval_sets"] == {"bench": {"n_clips_in_training_pool": 0, "examples": [],
+                                                        "n_shared_speakers": 0}}
+    assert leaks(report) == []
 
 
 def test_split_report_detects_leakage(manifest: pd.DataFrame) -> None:
@@ -211,7 +215,81 @@ def test_split_report_detects_leakage(manifest: pd.DataFrame) -> None:
     leaked = out.copy()
     leaked.loc[leaked.index[(leaked["speaker"] == speaker)][0], "split"] = "test"
     report = split_report(leaked)
-    assert report["leakage"] == {"shared_speakers": [speaker], "n_shared_speakers": 1}
+    assert report["leakage"]["shared_speakers"] == [speaker] and report["leakage"]["n_shared_speakers"] == 1
+    assert len(leaks(report)) == 1 and speaker in leaks(report)[0]
+
+
+def _with_hashes(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["content_hash"] = [f"h{i}" for i in range(len(out))]
+    return out
+
+
+def test_identical_audio_of_two_speakers_is_kept_in_one_split(manifest: pd.DataFrame) -> None:
+    df = _with_hashes(manifest)
+    speakers = sorted(df["speaker"].unique())
+    # The same recording filed under three speakers (a corpus that ships one file twice): the
+    # three speakers must form one group, transitively.
+    a = df.index[df["speaker"] == speakers[0]][0]
+    b = df.index[df["speaker"] == speakers[7]][0]
+    c = df.index[df["speaker"] == speakers[20]][0]
+    d = df.index[df["speaker"] == speakers[7]][1]
+    df.loc[[a, b], "content_hash"] = "dup1"
+    df.loc[[d, c], "content_hash"] = "dup2"
+    groups = leak_groups(df)
+    merged = set(groups[df["speaker"].isin([speakers[0], speakers[7], speakers[20]])])
+    assert merged == {speakers[0]}
+    assert groups[df["speaker"] == speakers[1]].nunique() == 1 and groups.nunique() == len(speakers) - 2
+    for seed in range(4):
+        out = assign_splits(df, SplitParams(seed=seed))
+        assert out.loc[df["speaker"].isin([speakers[0], speakers[7], speakers[20]]), "split"].nunique() == 1
+        assert split_report(out)["leakage"]["n_shared_audio"] == 0
+
+
+def test_split_report_detects_identical_audio_across_splits(manifest: pd.DataFrame) -> None:
+    out = assign_splits(_with_hashes(manifest), SplitParams())
+    train_row = out.index[out["split"] == "train"][0]
+    test_row = out.index[out["split"] == "test"][0]
+    out.loc[test_row, "content_hash"] = out.loc[train_row, "content_hash"]
+    report = split_report(out)
+    assert report["leakage"]["n_shared_speakers"] == 0
+    assert report["leakage"]["n_shared_audio"] == 1
+    assert sorted(report["leakage"]["shared_audio_examples"][0]) == sorted(
+        [out.loc[train_row, "utt_id"], out.loc[test_row, "utt_id"]])
+    assert any("identical clips" in line for line in leaks(report))
+
+
+def test_eval_set_with_training_audio_is_reported(manifest: pd.DataFrame) -> None:
+    bench = _with_hashes(make_manifest(4, seed=5, source="bench"))
+    bench["utt_id"] = "bench/" + bench["utt_id"]
+    bench["speaker"] = "b_" + bench["speaker"]
+    bench["eval_set"] = "bench"
+    pool = _with_hashes(manifest)
+    bench["content_hash"] = "e" + bench["content_hash"]
+    bench.loc[bench.index[:2], "content_hash"] = pool["content_hash"].iloc[:2].to_numpy()
+    out = assign_splits(pd.concat([pool, bench], ignore_index=True), SplitParams())
+    report = split_report(out)
+    overlap = report["leakage"]["eval_sets"]["bench"]
+    assert overlap["n_clips_in_training_pool"] == 2 and len(overlap["examples"]) == 2
+    assert any("eval set 'bench'" in line for line in leaks(report))
+
+
+def test_official_strategy_keeps_partitions_and_splits_the_rest_by_speaker(manifest: pd.DataFrame) -> None:
+    corpus = make_manifest(12, seed=9, source="corpus")
+    corpus["utt_id"] = "corpus/" + corpus["utt_id"]
+    corpus["speaker"] = "c_" + corpus["speaker"]
+    speakers = sorted(corpus["speaker"].unique())
+    part = {s: ("train", "dev", "eval")[i % 3] for i, s in enumerate(speakers)}
+    corpus["partition"] = corpus["speaker"].map(part)
+    pool = manifest.assign(partition="")
+    out = assign_splits(pd.concat([corpus, pool], ignore_index=True), SplitParams(strategy="official"))
+    official = out[out["source"] == "corpus"]
+    assert (official["split"] == official["partition"].map({"train": "train", "dev": "dev", "eval": "test"})).all()
+    rest = out[out["source"] == "synth"]
+    assert set(rest["split"]) == set(SPLITS)
+    assert (rest.groupby("speaker")["split"].nunique() == 1).all()
+    with pytest.raises(ValueError, match="unknown partition"):
+        assign_splits(corpus.assign(partition="validation"), SplitParams(strategy="official"))
 
 
 def _pool(n_speakers: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -267,3 +345,25 @@ def test_unseen_attack_fraction_is_seeded_and_validated() -> None:
         SplitParams(strategy="unseen_attacks").validate("split")
     with pytest.raises(ParamError, match="strategy"):
         SplitParams(unseen_attacks=("A01",)).validate("split")
+
+
+def test_split_stage_fails_on_a_leak_and_writes_nothing(tmp_path) -> None:
+    """Official partitions that share a speaker: the stage stops, names the leak, writes no output."""
+    from stages.split import main
+
+    corpus = make_manifest(12, seed=9, source="corpus")
+    corpus["content_hash"] = [f"h{i}" for i in range(len(corpus))]
+    corpus["partition"] = np.where(np.arange(len(corpus)) % 3 == 0, "eval", np.where(np.arange(len(corpus)) % 3 == 1,
+                                                                                     "dev", "train"))
+    corpus.to_parquet(tmp_path / "manifest.parquet")
+    (tmp_path / "params.yaml").write_text("split:\n  strategy: official\n")
+    argv = ["--manifest", str(tmp_path / "manifest.parquet"), "--out", str(tmp_path / "out.parquet"),
+            "--report", str(tmp_path / "split.json"), "--params", str(tmp_path / "params.yaml")]
+    with pytest.raises(RuntimeError, match="speakers in more than one split"):
+        main(argv)
+    assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "split.json").exists()
+    # The same corpus under the speaker-disjoint default passes and reports no leak.
+    (tmp_path / "params.yaml").write_text("split:\n  strategy: stratified_group\n")
+    main(argv)
+    report = __import__("json").loads((tmp_path / "split.json").read_text())
+    assert report["leakage"]["n_shared_speakers"] == 0 and report["leakage"]["n_shared_audio"] == 0

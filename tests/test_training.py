@@ -17,7 +17,8 @@ from deepfake_audio.models import get_model_kind
 from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, TrainParams, XGBoostParams,
                                    as_dict)
 from deepfake_audio.training import (LABEL_IDS, SplitData, _class_weights, bundle_config, load_bundle,
-                                     load_inputs, save_config, select_device, train_neural, train_xgboost)
+                                     load_inputs, oversample_indices, save_config, select_device, train_neural,
+                                     train_xgboost)
 
 torch = pytest.importorskip("torch")
 
@@ -209,6 +210,35 @@ def test_class_weights_balance_the_classes() -> None:
     assert _class_weights(y, "weights") == 5.0
     assert _class_weights(y, "none") == 1.0
     assert _class_weights(np.zeros(4, dtype=int), "weights") == 1.0
+    assert _class_weights(y, "oversample") == 1.0  # oversampling balances by rows, not weights
+
+
+@pytest.mark.parametrize("n_pos,n_neg", [(3, 10), (10, 3), (4, 4), (1, 7), (0, 5)])
+def test_oversample_indices_balance_exactly_and_keep_every_row(n_pos: int, n_neg: int) -> None:
+    y = np.array([1] * n_pos + [0] * n_neg)[np.random.default_rng(1).permutation(n_pos + n_neg)]
+    idx = oversample_indices(y, seed=0)
+    assert np.array_equal(idx[:len(y)], np.arange(len(y)))  # every original row once, in order
+    if n_pos and n_neg:
+        assert (y[idx] == 1).sum() == (y[idx] == 0).sum() == max(n_pos, n_neg)
+        minor = np.flatnonzero(y == (1 if n_pos < n_neg else 0))
+        counts = np.bincount(idx, minlength=len(y))[minor]
+        assert counts.max() - counts.min() <= 1  # copies spread evenly over minority rows
+    else:
+        assert len(idx) == len(y)
+    assert np.array_equal(idx, oversample_indices(y, seed=0))
+
+
+def test_xgboost_trains_with_oversampling(tmp_path: Path) -> None:
+    data = _xgb_data(shift=1.5)
+    keep = np.flatnonzero((data["train"].y == 0) | (np.arange(len(data["train"].y)) % 8 == 1))  # 1 in 4 bona fide
+    train = data["train"]
+    data["train"] = type(train)([train.ids[i] for i in keep], train.x[keep], train.y[keep], train.attacks[keep],
+                                train.sources[keep])
+    params = XGBoostParams(n_estimators=40, early_stopping_rounds=10, n_jobs=1)
+    summary = train_xgboost(data, params=params, train_params=TrainParams(device="cpu", balance="oversample"),
+                            out_dir=tmp_path)
+    assert summary["dev_eer"] < 0.25
+    assert (data["train"].y == 1).sum() == 25 and (data["train"].y == 0).sum() == 100  # input left as it was
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
