@@ -47,6 +47,8 @@ def read_audio(path: Path | str) -> tuple[np.ndarray, int]:
         raise CorruptAudio(f"{path}: {text}") from exc
     except (RuntimeError, ValueError) as exc:  # soundfile raises these for broken headers
         raise CorruptAudio(f"{path}: {exc}") from exc
+    except MemoryError as exc:  # sf.read allocates the frame count the header declares, which may be a lie
+        raise CorruptAudio(f"{path}: cannot allocate the frames its header declares: {exc}") from exc
     if data.shape[0] == 0:
         raise EmptyAudio(f"{path}: no samples")
     y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]

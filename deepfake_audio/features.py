@@ -210,16 +210,17 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
                 u = np.stack(utts)
                 cols = [pa.array(ids, pa.string())] + [pa.array(u[:, j], pa.float32()) for j in range(u.shape[1])]
                 uw.write_table(pa.Table.from_arrays(cols, schema=u_schema))
-    write_csv(rejects_path, pd.DataFrame(rejects, columns=["utt_id", "path", "reason", "detail"]))
-    by_reason = dict(Counter(r["reason"] for r in rejects).most_common())
-    summary = {"n_in": len(rows), "n_out": n_out, "n_rejected": len(rejects), "rejects_by_reason": by_reason}
-    fraction = len(rejects) / max(len(rows), 1)
-    if fraction > features.max_reject_fraction:
-        top = ", ".join(f"{k}: {v}" for k, v in list(by_reason.items())[:5])
-        raise RuntimeError(f"{len(rejects)} of {len(rows)} clips rejected ({fraction:.1%} > "
-                           f"features.max_reject_fraction={features.max_reject_fraction}); top reasons: {top}; "
-                           f"see {rejects_path}")
-    return summary
+        # Checked before the feature files are renamed into place: a failed run leaves the
+        # previous outputs as they were, and rejects.csv says why it failed.
+        write_csv(rejects_path, pd.DataFrame(rejects, columns=["utt_id", "path", "reason", "detail"]))
+        by_reason = dict(Counter(r["reason"] for r in rejects).most_common())
+        fraction = len(rejects) / max(len(rows), 1)
+        if fraction > features.max_reject_fraction:
+            top = ", ".join(f"{k}: {v}" for k, v in list(by_reason.items())[:5])
+            raise RuntimeError(f"{len(rejects)} of {len(rows)} clips rejected ({fraction:.1%} > "
+                               f"features.max_reject_fraction={features.max_reject_fraction}); top reasons: "
+                               f"{top}; see {rejects_path}")
+    return {"n_in": len(rows), "n_out": n_out, "n_rejected": len(rejects), "rejects_by_reason": by_reason}
 
 
 def read_frames(path: Path, utt_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
