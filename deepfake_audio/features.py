@@ -42,6 +42,11 @@ from deepfake_audio.params import AudioParams, FeatureParams
 
 log = logging.getLogger(__name__)
 
+AUGMENT_SLACK = 1.25
+"""An augmented copy is cut to this multiple of the clip length before augmenting: enough for the
+slowest time stretch to still fill the clip, without augmenting minutes of audio that the crop
+would throw away."""
+
 CONTRAST_FMIN = 100.0
 """Lowest contrast band edge; 100 * 2**6 = 6.4 kHz stays below 16 kHz audio's Nyquist."""
 
@@ -127,9 +132,20 @@ class FeatureExtractor:
             raise FloatingPointError("non-finite feature values")  # a bug: inputs are checked finite
         return frames, stats.astype(np.float32)
 
-    def load(self, path: str) -> np.ndarray:
-        """Decode, resample and crop/pad one file to the extractor's fixed length."""
+    def load(self, path: str, *, aug_seed: int = -1) -> np.ndarray:
+        """Decode, resample and crop/pad one file to the extractor's fixed length.
+
+        With ``aug_seed >= 0`` the clip is an augmented copy: it is cropped with some slack (a
+        time stretch changes its length), augmented by ``features.augment`` with that seed, then
+        cropped/padded like any clip.
+        """
         y = load_audio(path, sample_rate=self.audio.sample_rate, min_duration_s=self.audio.min_duration_s)
+        if aug_seed >= 0:
+            from deepfake_audio.augment import augment
+
+            slack = int(np.ceil(self.audio.n_samples * AUGMENT_SLACK))
+            y = fix_length(y, slack, pad=self.audio.pad, crop=self.audio.crop) if len(y) > slack else y
+            y, _ = augment(y, sample_rate=self.audio.sample_rate, config=self.params.augment, seed=aug_seed)
         return fix_length(y, self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop)
 
 
@@ -140,12 +156,12 @@ def _limit_threads() -> None:
     threadpool_limits(1)
 
 
-def _extract_chunk(extractor: FeatureExtractor, rows: list[tuple[str, str]]) -> tuple[list, list, list, list]:
+def _extract_chunk(extractor: FeatureExtractor, rows: list[tuple[str, str, int]]) -> tuple[list, list, list, list]:
     _limit_threads()
     ids, frames, utts, rejects = [], [], [], []
-    for utt_id, path in rows:
+    for utt_id, path, aug_seed in rows:
         try:
-            f, u = extractor.extract(extractor.load(path))
+            f, u = extractor.extract(extractor.load(path, aug_seed=aug_seed))
         except AudioError as exc:
             rejects.append({"utt_id": utt_id, "path": path, "reason": exc.reason, "detail": str(exc)})
             continue
@@ -166,7 +182,7 @@ def utterance_schema(layout: FeatureLayout) -> pa.Schema:
     return pa.schema([("utt_id", pa.string())] + [(n, pa.float32()) for n in layout.utterance_names])
 
 
-def _chunks(rows: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+def _chunks(rows: list[tuple[str, str, int]], size: int) -> Iterator[list[tuple[str, str, int]]]:
     for i in range(0, len(rows), size):
         yield rows[i:i + size]
 
@@ -174,6 +190,9 @@ def _chunks(rows: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, 
 def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: FeatureParams,
                      frames_path: Path, utterances_path: Path, rejects_path: Path) -> dict:
     """Extract every clip of ``manifest`` in parallel, streaming row groups to Parquet.
+
+    Rows with an ``aug_seed >= 0`` (see :func:`deepfake_audio.augment.plan_augmentations`) are
+    augmented copies of the clip at their ``path``.
 
     Memory stays bounded by ``n_jobs * chunk_size`` clips whatever the corpus size. Output row
     order follows the manifest, so the files are identical for any ``n_jobs``.
@@ -189,7 +208,8 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
     extractor = FeatureExtractor(audio, features)
     extractor.extract(np.zeros(audio.n_samples, dtype=np.float32) + 1e-3)  # warm numba before forking
     layout = extractor.layout
-    rows = list(zip(manifest["utt_id"].astype(str), manifest["path"].astype(str)))
+    seeds = manifest["aug_seed"].astype("int64") if "aug_seed" in manifest.columns else np.full(len(manifest), -1)
+    rows = list(zip(manifest["utt_id"].astype(str), manifest["path"].astype(str), (int(s) for s in seeds)))
     rejects: list[dict] = []
     n_out = 0
     chunks = list(_chunks(rows, features.chunk_size))

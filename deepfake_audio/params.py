@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from deepfake_audio.augment import AugmentConfig
 from deepfake_audio.errors import ParamError
 
 T = TypeVar("T")
@@ -208,6 +209,7 @@ class FeatureParams:
     n_jobs: int = 2
     chunk_size: int = 64
     max_reject_fraction: float = 0.05
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def validate(self, prefix: str) -> None:
         for name in ("n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma", "n_contrast_bands", "chunk_size"):
@@ -222,6 +224,7 @@ class FeatureParams:
             raise ParamError(f"{prefix}.max_reject_fraction", self.max_reject_fraction, "a fraction in [0, 1]")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ParamError(f"{prefix}.n_jobs", self.n_jobs, "a positive count, or -1 for all cores")
+        self.augment.validate(f"{prefix}.augment")
 
 
 @dataclasses.dataclass(frozen=True)

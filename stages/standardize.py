@@ -16,8 +16,11 @@ from deepfake_audio.stage import run_stage
 
 
 def body(args: argparse.Namespace, params) -> str:
-    manifest = pd.read_parquet(args.manifest, columns=["utt_id", "split"])
-    train_ids = set(manifest.loc[manifest["split"] == "train", "utt_id"])
+    manifest = pd.read_parquet(args.manifest)
+    # Fitted on the original train clips only: the scaler describes real data, and does not move
+    # when the number of augmented copies does.
+    original = manifest["aug_seed"] < 0 if "aug_seed" in manifest.columns else True
+    train_ids = set(manifest.loc[(manifest["split"] == "train") & original, "utt_id"])
     frames = fit_frame_scaler(args.features / "frames.parquet", train_ids)
     table = fit_table_scaler(args.features / "utterances.parquet", train_ids)
     n_frames = apply_frame_scaler(frames, args.features / "frames.parquet", args.out / "frames.parquet")

@@ -1,6 +1,6 @@
 """Stage ``train@<model>``: train one model kind and write its bundle.
 
-Reads: ``<manifest>`` (data/split/manifest.parquet), ``<scaled>/`` (standardised features and
+Reads: ``<manifest>`` (data/features/manifest.parquet: the split manifest plus augmented train copies), ``<scaled>/`` (standardised features and
 scaler.json); params ``train.*`` and the model's own section (``model`` or ``xgboost``).
 Writes: ``<out>/`` (config.json and weights: the model bundle) and ``<live>/`` (DVCLive curves:
 loss and dev EER per epoch).
