@@ -47,6 +47,9 @@ AUGMENT_SLACK = 1.25
 slowest time stretch to still fill the clip, without augmenting minutes of audio that the crop
 would throw away."""
 
+UTTERANCE_ROW_GROUP = 4096
+"""Rows buffered per row group of the utterance table (about 8 MB at 512 float32 columns)."""
+
 CONTRAST_FMIN = 100.0
 """Lowest contrast band edge; 100 * 2**6 = 6.4 kHz stays below 16 kHz audio's Nyquist."""
 
@@ -81,7 +84,9 @@ class FeatureExtractor:
                                              fmin=features.fmin).astype(np.float32)
         self.chroma_basis = librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=features.n_chroma,
                                                    tuning=0.0).astype(np.float32)
-        self.window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+        # float64, as librosa's own: a float32 window runs the FFT in single precision, and the
+        # spectral contrast of a band with no signal then measures round-off (up to 12 dB per frame).
+        self.window = librosa.filters.get_window("hann", n_fft, fftbins=True)
         self.freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float64)
         self.layout = self._layout()
 
@@ -219,6 +224,21 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
                 pq.ParquetWriter(u_tmp, u_schema, compression="zstd") as uw:
             results = Parallel(n_jobs=features.n_jobs, return_as="generator")(
                 delayed(_extract_chunk)(extractor, chunk) for chunk in chunks)
+            pending_ids: list[str] = []
+            pending: list[np.ndarray] = []
+
+            def flush_utterances() -> None:
+                # The utterance table has hundreds of columns and its writer keeps per-row-group
+                # metadata in memory, so small row groups made memory grow with the corpus
+                # (about 7 KiB per clip at 64 rows per group). Large groups keep it flat.
+                if pending_ids:
+                    u = np.concatenate(pending)
+                    cols = [pa.array(pending_ids, pa.string())] + [pa.array(u[:, j], pa.float32())
+                                                                   for j in range(u.shape[1])]
+                    uw.write_table(pa.Table.from_arrays(cols, schema=u_schema))
+                    pending_ids.clear()
+                    pending.clear()
+
             for ids, frames, utts, rej in progress(results, total=len(chunks), desc="features", unit="chunk"):
                 rejects.extend(rej)
                 if not ids:
@@ -227,9 +247,11 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
                 flat = np.stack(frames).reshape(len(ids), -1)
                 x = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), flat.shape[1])
                 fw.write_table(pa.Table.from_arrays([pa.array(ids, pa.string()), x], schema=f_schema))
-                u = np.stack(utts)
-                cols = [pa.array(ids, pa.string())] + [pa.array(u[:, j], pa.float32()) for j in range(u.shape[1])]
-                uw.write_table(pa.Table.from_arrays(cols, schema=u_schema))
+                pending_ids.extend(ids)
+                pending.append(np.stack(utts))
+                if len(pending_ids) >= UTTERANCE_ROW_GROUP:
+                    flush_utterances()
+            flush_utterances()
         # Checked before the feature files are renamed into place: a failed run leaves the
         # previous outputs as they were, and rejects.csv says why it failed.
         write_csv(rejects_path, pd.DataFrame(rejects, columns=["utt_id", "path", "reason", "detail"]))
