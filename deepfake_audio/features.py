@@ -88,6 +88,7 @@ class FeatureExtractor:
         # spectral contrast of a band with no signal then measures round-off (up to 12 dB per frame).
         self.window = librosa.filters.get_window("hann", n_fft, fftbins=True)
         self.freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float64)
+        self.contrast_bands = self._contrast_bands()
         self.layout = self._layout()
 
     def _layout(self) -> FeatureLayout:
@@ -115,27 +116,97 @@ class FeatureExtractor:
         p, sr = self.params, self.audio.sample_rate
         if len(y) != self.audio.n_samples:
             raise ValueError(f"extract: expected {self.audio.n_samples} samples, got {len(y)}")
-        stft = librosa.stft(y, n_fft=p.n_fft, hop_length=p.hop_length, window=self.window, center=True)
-        mag = np.abs(stft).astype(np.float32)  # (1 + n_fft/2, n_frames)
+        mag = self._magnitude(y)  # (1 + n_fft/2, n_frames)
         power = mag ** 2
         logmel = librosa.power_to_db(self.mel_basis @ power)  # dB, (n_mels, n_frames)
         mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=p.n_mfcc)
         chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
         rms = librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
-        zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
-        centroid = librosa.feature.spectral_centroid(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs)
-        bandwidth = librosa.feature.spectral_bandwidth(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
-                                                       centroid=centroid)
-        rolloff = librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
-                                                   roll_percent=p.rolloff_percent)
-        contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=p.n_fft, freq=self.freqs,
-                                                     n_bands=p.n_contrast_bands, fmin=CONTRAST_FMIN)
+        zcr = zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length)
+        centroid, bandwidth = self._centroid_bandwidth(mag)
+        rolloff = self._rolloff(mag)
+        contrast = self._contrast(mag)
         frames = np.concatenate([mfcc, chroma, rms, zcr, centroid, bandwidth, rolloff, contrast]).astype(np.float32)
         both = np.concatenate([frames, logmel.astype(np.float32)])
         stats = np.stack([both.mean(axis=1), both.std(axis=1)], axis=1).reshape(-1)  # name_mean, name_std, ...
         if not (np.isfinite(frames).all() and np.isfinite(stats).all()):
             raise FloatingPointError("non-finite feature values")  # a bug: inputs are checked finite
         return frames, stats.astype(np.float32)
+
+    def _magnitude(self, y: np.ndarray) -> np.ndarray:
+        """|STFT| (float32, ``(1 + n_fft // 2, n_frames)``), exactly ``abs(librosa.stft(y, center=True))``.
+
+        The same arithmetic as librosa (zero padding by ``n_fft // 2``, float64 window times the
+        frames, a real FFT per frame, complex64 result), without its block loop and checks.
+        """
+        from scipy import fft
+
+        n_fft, hop = self.params.n_fft, self.params.hop_length
+        padded = np.pad(y, n_fft // 2)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (n_frames, n_fft) view
+        spectrum = fft.rfft(frames * self.window, axis=1).astype(np.complex64)
+        return np.abs(spectrum).T
+
+    def _centroid_bandwidth(self, mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Spectral centroid and 2nd-order bandwidth (Hz, ``(1, n_frames)``), exactly librosa's.
+
+        The same operations as ``librosa.feature.spectral_centroid`` and ``spectral_bandwidth``
+        (magnitudes normalised per frame, a frame of zeros left as zeros), with the
+        normalisation done once for both and without their input checks.
+        """
+        length = np.sum(mag.astype(np.float64), axis=0, keepdims=True)
+        length[length < np.finfo(mag.dtype).tiny] = 1.0
+        weights = np.empty_like(mag)
+        weights[:] = mag / length
+        freqs = self.freqs[:, None]
+        centroid = np.sum(freqs * weights, axis=0, keepdims=True)
+        # Built as librosa builds it (a transposed outer difference): the memory order decides the
+        # summation order, and so the last bits of the sum.
+        deviation = np.abs(np.subtract.outer(centroid[0], self.freqs).swapaxes(-2, -1))
+        bandwidth = np.sum(weights * deviation ** 2, axis=-2, keepdims=True) ** 0.5
+        return centroid, bandwidth
+
+    def _contrast_bands(self, quantile: float = 0.02) -> list[tuple[np.ndarray, int]]:
+        """Rows of each spectral-contrast band and how many of them make its peak and valley.
+
+        The same octave bands as ``librosa.feature.spectral_contrast`` (fmin 100 Hz), worked out
+        once here instead of on every call.
+        """
+        n_bands = self.params.n_contrast_bands
+        edges = np.zeros(n_bands + 2)
+        edges[1:] = CONTRAST_FMIN * 2.0 ** np.arange(n_bands + 1)
+        bands = []
+        for k, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+            band = (self.freqs >= low) & (self.freqs <= high)
+            idx = np.flatnonzero(band)
+            if k > 0:
+                band[idx[0] - 1] = True
+            if k == n_bands:
+                band[idx[-1] + 1:] = True
+            n_take = max(int(np.rint(quantile * band.sum())), 1)
+            rows = np.flatnonzero(band)
+            bands.append((rows if k == n_bands else rows[:-1], n_take))
+        return bands
+
+    def _contrast(self, mag: np.ndarray) -> np.ndarray:
+        """Spectral contrast (dB, ``(n_contrast_bands + 1, n_frames)``): exactly librosa's values."""
+        import librosa
+
+        valley = np.zeros((len(self.contrast_bands), mag.shape[1]))
+        peak = np.zeros_like(valley)
+        for k, (rows, n_take) in enumerate(self.contrast_bands):
+            ordered = np.sort(mag[rows], axis=0)
+            valley[k] = np.mean(ordered[:n_take], axis=0)
+            peak[k] = np.mean(ordered[-n_take:], axis=0)
+        return librosa.power_to_db(peak) - librosa.power_to_db(valley)
+
+    def _rolloff(self, mag: np.ndarray) -> np.ndarray:
+        """Roll-off frequency (Hz, ``(1, n_frames)``): the lowest bin whose cumulative magnitude
+        reaches ``rolloff_percent`` of the frame's total; exactly librosa's result, without its
+        NaN-masked array."""
+        cumulative = np.cumsum(mag.T, axis=1)  # frames x bins: the same sums, contiguous and faster
+        reached = cumulative >= self.params.rolloff_percent * cumulative[:, -1:]
+        return self.freqs[np.argmax(reached, axis=1)][None, :]
 
     def load(self, path: str, *, aug_seed: int = -1) -> np.ndarray:
         """Decode, resample and crop/pad one file to the extractor's fixed length.
@@ -152,6 +223,27 @@ class FeatureExtractor:
             y = fix_length(y, slack, pad=self.audio.pad, crop=self.audio.crop) if len(y) > slack else y
             y, _ = augment(y, sample_rate=self.audio.sample_rate, config=self.params.augment, seed=aug_seed)
         return fix_length(y, self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop)
+
+
+ZERO_THRESHOLD = np.float32(1e-10)
+"""Samples within +-this count as zero for zero crossings, as in librosa."""
+
+
+def zero_crossing_rate(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
+    """Zero crossings per sample in each centred frame, shape ``(1, n_frames)``, values in [0, 1].
+
+    Exactly ``librosa.feature.zero_crossing_rate(y, center=True)`` (edge padding, samples within
+    1e-10 of zero count as zero, the first sample of a frame is no crossing), from one pass over
+    the signal and a cumulative sum instead of a framed copy: about 5x faster.
+    """
+    padded = np.pad(y, frame_length // 2, mode="edge")
+    negative = padded < -ZERO_THRESHOLD
+    crossing = np.zeros(len(padded), dtype=np.int32)
+    crossing[1:] = negative[1:] != negative[:-1]
+    cumulative = np.cumsum(crossing, dtype=np.int32)
+    starts = np.arange(1 + (len(padded) - frame_length) // hop_length) * hop_length
+    counts = cumulative[starts + frame_length - 1] - cumulative[starts]
+    return (counts / frame_length)[None, :]
 
 
 def _limit_threads() -> None:

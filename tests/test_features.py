@@ -339,3 +339,36 @@ def test_huge_float_samples_do_not_stop_the_stage(tmp_path: Path) -> None:
     if summary["n_out"] == 2:
         _, x = read_frames(tmp_path / "out" / "frames.parquet")
         assert np.isfinite(x).all()
+
+
+def test_fast_zcr_rolloff_centroid_bandwidth_match_librosa_on_edge_cases() -> None:
+    """The fast versions are bit-identical to librosa's own calls, also where they are easiest to
+    get wrong: exact zeros, -0.0, values inside the 1e-10 zero band, digital silence, a lone spike."""
+    import librosa
+
+    from deepfake_audio.features import FeatureExtractor, zero_crossing_rate
+
+    rng = np.random.default_rng(7)
+    n = 16000
+    y = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    y[2000:6000] = 0.0                               # digital silence: silent frames
+    y[6000:6100:2] = -0.0
+    y[7000:7100] = np.float32(5e-11) * np.sign(rng.standard_normal(100)).astype(np.float32)
+    y[9000] = 0.9                                     # a lone spike
+    for frame_length, hop_length in ((512, 256), (400, 160), (1024, 512)):
+        expected = librosa.feature.zero_crossing_rate(y, frame_length=frame_length, hop_length=hop_length, center=True)
+        assert np.array_equal(zero_crossing_rate(y, frame_length=frame_length, hop_length=hop_length), expected)
+    ex = FeatureExtractor(AudioParams(duration_s=1.0), FeatureParams())
+    mag = np.abs(librosa.stft(y, n_fft=512, hop_length=256, window=ex.window, center=True)).astype(np.float32)
+    sr = 16000
+    assert (mag.sum(axis=0) == 0).any(), "the test needs silent frames"
+    rolloff = librosa.feature.spectral_rolloff(S=mag, sr=sr, n_fft=512, freq=ex.freqs, roll_percent=0.85)
+    assert np.array_equal(ex._rolloff(mag), rolloff)
+    centroid = librosa.feature.spectral_centroid(S=mag, sr=sr, n_fft=512, freq=ex.freqs)
+    bandwidth = librosa.feature.spectral_bandwidth(S=mag, sr=sr, n_fft=512, freq=ex.freqs, centroid=centroid)
+    got_c, got_b = ex._centroid_bandwidth(mag)
+    assert np.array_equal(got_c, centroid) and np.array_equal(got_b, bandwidth)
+    assert np.array_equal(ex._contrast(mag), librosa.feature.spectral_contrast(
+        S=mag, sr=sr, n_fft=512, freq=ex.freqs, n_bands=6, fmin=100.0))
+    stft = librosa.stft(y, n_fft=512, hop_length=256, window=ex.window, center=True)
+    assert np.array_equal(ex._magnitude(y), np.abs(stft).astype(np.float32))
