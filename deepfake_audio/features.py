@@ -268,6 +268,49 @@ def _extract_chunk(extractor: FeatureExtractor, rows: list[tuple[str, str, int]]
     return ids, frames, utts, rejects
 
 
+def _dask_results(extractor: FeatureExtractor, chunks: list[list[tuple[str, str, int]]], *,
+                  address: str | None, n_jobs: int) -> Iterator[tuple[list, list, list, list]]:
+    """The chunks' results in order, computed by ``_extract_chunk`` on a dask.distributed cluster.
+
+    ``address`` is a running scheduler (``tcp://host:8786``); without one a LocalCluster of
+    ``n_jobs`` single-threaded worker processes is started and stopped here. At most two chunks
+    per worker are in flight, so memory stays bounded whatever the corpus size, and results are
+    yielded in submission order, so the output files are the same as with joblib. Workers must
+    be able to import ``deepfake_audio`` and read every ``path`` of the manifest.
+    """
+    from collections import deque
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if address:
+        client = Client(address)
+    else:
+        n_workers = n_jobs if n_jobs > 0 else None  # -1: dask's default, one per core
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        n_workers = max(len(client.scheduler_info()["workers"]), 1)
+        shared = client.scatter(extractor, broadcast=True)
+        pending: deque = deque()
+        todo = iter(chunks)
+        for chunk in todo:
+            pending.append(client.submit(_extract_chunk, shared, chunk, pure=False))
+            if len(pending) >= 2 * n_workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            chunk = next(todo, None)
+            if chunk is not None:
+                pending.append(client.submit(_extract_chunk, shared, chunk, pure=False))
+            yield result
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def frame_schema(layout: FeatureLayout) -> pa.Schema:
     width = len(layout.frame_names) * layout.n_frames
     return pa.schema([("utt_id", pa.string()), ("x", pa.list_(pa.float32(), width))],
@@ -314,8 +357,11 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
         f_schema, u_schema = frame_schema(layout), utterance_schema(layout)
         with pq.ParquetWriter(f_tmp, f_schema, compression="zstd") as fw, \
                 pq.ParquetWriter(u_tmp, u_schema, compression="zstd") as uw:
-            results = Parallel(n_jobs=features.n_jobs, return_as="generator")(
-                delayed(_extract_chunk)(extractor, chunk) for chunk in chunks)
+            if features.backend == "dask":
+                results = _dask_results(extractor, chunks, address=features.dask_address, n_jobs=features.n_jobs)
+            else:
+                results = Parallel(n_jobs=features.n_jobs, return_as="generator")(
+                    delayed(_extract_chunk)(extractor, chunk) for chunk in chunks)
             pending_ids: list[str] = []
             pending: list[np.ndarray] = []
 

@@ -209,6 +209,8 @@ class FeatureParams:
     n_jobs: int = 2
     chunk_size: int = 64
     max_reject_fraction: float = 0.05
+    backend: Literal["joblib", "dask"] = "joblib"
+    dask_address: str | None = None
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def validate(self, prefix: str) -> None:
@@ -224,6 +226,8 @@ class FeatureParams:
             raise ParamError(f"{prefix}.max_reject_fraction", self.max_reject_fraction, "a fraction in [0, 1]")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ParamError(f"{prefix}.n_jobs", self.n_jobs, "a positive count, or -1 for all cores")
+        if self.dask_address is not None and self.backend != "dask":
+            raise ParamError(f"{prefix}.dask_address", self.dask_address, "only with backend: dask")
         self.augment.validate(f"{prefix}.augment")
 
 
