@@ -94,10 +94,7 @@ def log_mel(extractor: FeatureExtractor, y: np.ndarray) -> np.ndarray:
         float32 dB (re power 1.0, floored 80 dB below the clip's peak), shape
         ``(n_mels, 1 + n // hop_length)``; row 0 is the lowest band.
     """
-    import librosa
-
-    power = extractor._magnitude(y) ** 2
-    return librosa.power_to_db(extractor.mel_basis @ power).astype(np.float32)
+    return extractor.log_mel(y).astype(np.float32)
 
 
 def _sanitise(name: str) -> str:

@@ -118,7 +118,7 @@ class FeatureExtractor:
             raise ValueError(f"extract: expected {self.audio.n_samples} samples, got {len(y)}")
         mag = self._magnitude(y)  # (1 + n_fft/2, n_frames)
         power = mag ** 2
-        logmel = librosa.power_to_db(self.mel_basis @ power)  # dB, (n_mels, n_frames)
+        logmel = self._log_mel(power)  # dB, (n_mels, n_frames)
         mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=p.n_mfcc)
         chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
         rms = librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length, center=True)
@@ -132,6 +132,19 @@ class FeatureExtractor:
         if not (np.isfinite(frames).all() and np.isfinite(stats).all()):
             raise FloatingPointError("non-finite feature values")  # a bug: inputs are checked finite
         return frames, stats.astype(np.float32)
+
+    def log_mel(self, y: np.ndarray) -> np.ndarray:
+        """The log-mel spectrogram of ``y`` exactly as :meth:`extract` computes it.
+
+        Returns:
+            float32 dB (re power 1.0, floored 80 dB below the peak), shape ``(n_mels, n_frames)``.
+        """
+        return self._log_mel(self._magnitude(y) ** 2)
+
+    def _log_mel(self, power: np.ndarray) -> np.ndarray:
+        import librosa
+
+        return librosa.power_to_db(self.mel_basis @ power)
 
     def _magnitude(self, y: np.ndarray) -> np.ndarray:
         """|STFT| (float32, ``(1 + n_fft // 2, n_frames)``), exactly ``abs(librosa.stft(y, center=True))``.

@@ -17,6 +17,13 @@ def _stratum(df: pd.DataFrame) -> pd.Series:
     return df["label"].astype(str) + "|" + df["attack"].astype(str)
 
 
+def _hashes(df: pd.DataFrame) -> pd.Series:
+    """``content_hash`` as strings, all "" (unknown) when the column is absent."""
+    if "content_hash" not in df.columns:
+        return pd.Series("", index=df.index, dtype=object)
+    return df["content_hash"].astype(str)
+
+
 def leak_groups(df: pd.DataFrame) -> pd.Series:
     """The unit a leakage-free split must keep whole: speakers joined by identical audio.
 
@@ -29,8 +36,6 @@ def leak_groups(df: pd.DataFrame) -> pd.Series:
         a Series of group names aligned with ``df.index``.
     """
     speakers = df["speaker"].astype(str)
-    if "content_hash" not in df.columns:
-        return speakers
     parent: dict[str, str] = {s: s for s in speakers.unique()}
 
     def root(x: str) -> str:
@@ -39,7 +44,7 @@ def leak_groups(df: pd.DataFrame) -> pd.Series:
             x = parent[x]
         return x
 
-    hashes = df["content_hash"].astype(str)
+    hashes = _hashes(df)
     for _, group in speakers[hashes != ""].groupby(hashes[hashes != ""]):
         names = sorted(set(group))
         for other in names[1:]:
@@ -253,7 +258,7 @@ def split_report(df: pd.DataFrame) -> dict:
     pool = df[df["split"].isin(SPLITS)]
     speaker_splits = pool.groupby("speaker")["split"].nunique()
     shared = sorted(speaker_splits[speaker_splits > 1].index.astype(str))
-    hashes = pool.loc[pool.get("content_hash", pd.Series("", index=pool.index)).astype(str) != ""]
+    hashes = pool.loc[_hashes(pool) != ""]
     hash_splits = hashes.groupby("content_hash")["split"].nunique() if len(hashes) else pd.Series(dtype=int)
     dup = sorted(hash_splits[hash_splits > 1].index.astype(str))
     examples = [sorted(hashes.loc[hashes["content_hash"] == h, "utt_id"].astype(str))[:3] for h in dup[:10]]
@@ -266,11 +271,10 @@ def split_report(df: pd.DataFrame) -> dict:
 def _eval_overlap(df: pd.DataFrame, pool: pd.DataFrame) -> dict:
     """Per eval set: its clips whose audio is also in the training pool, and speakers it shares."""
     out = {}
-    pool_hashes = set(pool.get("content_hash", pd.Series(dtype=str)).astype(str)) - {""}
+    pool_hashes = set(_hashes(pool)) - {""}
     pool_speakers = set(pool["speaker"].astype(str))
     for split, part in sorted(df[df["split"].astype(str).str.startswith("eval:")].groupby("split")):
-        hashes = part.get("content_hash", pd.Series("", index=part.index)).astype(str)
-        in_pool = hashes.isin(pool_hashes)
+        in_pool = _hashes(part).isin(pool_hashes)
         out[split[5:]] = {"n_clips_in_training_pool": int(in_pool.sum()),
                           "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
                           "n_shared_speakers": len(set(part["speaker"].astype(str)) & pool_speakers)}

@@ -96,14 +96,19 @@ def _ten_minutes(root: Path) -> Path:
     return path
 
 
-def _truncated_data(root: Path) -> Path:
-    """A WAV cut inside its data chunk (an interrupted copy): the samples present decode."""
-    full = write_signal(root / "full.wav", _tone(SR), SR)
+def _cut_wav(root: Path, name: str, *, keep: float | int) -> Path:
+    """A tone WAV cut short: ``keep`` bytes, or that fraction of the file when a float."""
+    full = write_signal(root / f"full_{name}.wav", _tone(SR), SR)
     data = full.read_bytes()
     full.unlink()
-    path = root / "truncated_data.wav"
-    path.write_bytes(data[:int(len(data) * 0.6)])
+    path = root / f"{name}.wav"
+    path.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
     return path
+
+
+def _truncated_data(root: Path) -> Path:
+    """A WAV cut inside its data chunk (an interrupted copy): the samples present decode."""
+    return _cut_wav(root, "truncated_data", keep=0.6)
 
 
 def _zero_bytes(root: Path) -> Path:
@@ -113,12 +118,8 @@ def _zero_bytes(root: Path) -> Path:
 
 
 def _truncated_header(root: Path) -> Path:
-    full = write_signal(root / "full_h.wav", _tone(SR), SR)
-    data = full.read_bytes()
-    full.unlink()
-    path = root / "truncated_header.wav"
-    path.write_bytes(data[:30])  # RIFF/WAVE and part of the fmt chunk, no data chunk
-    return path
+    """RIFF/WAVE and part of the fmt chunk, no data chunk."""
+    return _cut_wav(root, "truncated_header", keep=30)
 
 
 def _not_audio(root: Path) -> Path:
