@@ -14,7 +14,11 @@ disk (so each includes decoding, resampling to 16 kHz and the crop/pad to 4 s):
   must pay at least;
 * ``project`` -- decode + ``FeatureExtractor.extract`` (one shared STFT, filterbanks built once);
 * ``naive``   -- decode + :func:`benchmarks.naive_features.naive_features` with ``tuning=None``:
-  one librosa call per feature, seven STFTs and a per-clip tuning estimate, as the seed projects.
+  one librosa call per feature (eleven STFTs for the default groups) and a per-clip tuning
+  estimate, as the seed projects.
+
+The feature groups and options are those of ``--params`` (default: the built-in defaults, which
+are those of the shipped params.yaml).
 
 BLAS/OpenMP pools are limited to one thread (threadpoolctl), so the figures are per core. Each
 pipeline is warmed up first (numba compilation, filterbank caches) and the page cache is warmed
@@ -45,7 +49,7 @@ import numpy as np
 from benchmarks.naive_features import naive_features
 from deepfake_audio.errors import AudioError
 from deepfake_audio.features import FeatureExtractor
-from deepfake_audio.params import AudioParams, FeatureParams
+from deepfake_audio.params import AudioParams, FeatureParams, load_params
 
 DEFAULT_MANIFEST = Path("data/raw/manifest.parquet")
 TARGET_SPEEDUP = 4.0
@@ -149,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the clip sample or the generated clips")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--params", type=Path, default=None,
+                        help="take audio and features from this params.yaml (default: the built-in defaults)")
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -159,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if manifest is not None and not manifest.exists():
         parser.error(f"--manifest {manifest} does not exist")
     audio, params = AudioParams(), FeatureParams()
+    if args.params is not None:
+        loaded = load_params(args.params)
+        audio, params = loaded.audio, loaded.features
     extractor = FeatureExtractor(audio, params)
 
     with tempfile.TemporaryDirectory(prefix="bench_features_") as tmp, threadpool_limits(limits=1):
@@ -204,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ({rejected} clips the stage would reject were left out)")
     print(f"  {n} clips x {audio.duration_s:g} s = {audio_s:g} s of audio at {audio.sample_rate} Hz; n_fft "
           f"{params.n_fft}, hop {params.hop_length}, {len(extractor.layout.frame_names)} frame features, "
-          f"{params.n_mels} mel bands")
+          f"{len(extractor.layout.utterance_names)} utterance features")
+    print(f"  groups: {', '.join(extractor.groups)}")
     print(f"  1 BLAS/OpenMP thread; best of {args.repeats} interleaved runs (time.perf_counter wall time)\n")
     print(f"  {'pipeline':48s} {'ms/clip':>9s} {'CPU ms/clip':>12s} {'x real time/core':>17s}")
     for name in ("decode", "limit", "project", "naive"):

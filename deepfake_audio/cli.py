@@ -45,13 +45,14 @@ def predict(paths: list[Path], bundle_dir: Path) -> list[dict]:
     """Score files; a file that cannot be decoded gets ``error`` set and no score."""
     from deepfake_audio.errors import AudioError
     from deepfake_audio.features import FeatureExtractor
-    from deepfake_audio.params import AudioParams, FeatureParams
+    from deepfake_audio.params import AudioParams, FeatureParams, from_dict
     from deepfake_audio.scaling import Scaler
     from deepfake_audio.training import load_bundle
 
     bundle = load_bundle(bundle_dir)
     cfg = bundle.config
-    extractor = FeatureExtractor(AudioParams(**cfg["audio"]), FeatureParams(**cfg["features"]))
+    extractor = FeatureExtractor(from_dict(AudioParams, cfg["audio"], prefix="audio"),
+                                 from_dict(FeatureParams, cfg["features"], prefix="features"))
     scaler = Scaler.from_json(cfg["scaler"]["frames" if bundle.kind.input == "frames" else "utterances"])
     threshold = float(cfg["threshold"])
     rows = []

@@ -195,17 +195,100 @@ class SplitParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class MfccParams:
+    """``features.mfcc``: cepstra of the shared log-mel spectrogram."""
+
+    n_mfcc: int = 40
+    deltas: int = 2  # 0: coefficients only; 1: and their delta; 2: and the delta-delta too
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "n_mfcc", self.n_mfcc)
+        _deltas(prefix, self.deltas)
+
+
+@dataclasses.dataclass(frozen=True)
+class LfccParams:
+    """``features.lfcc``: linear-frequency cepstra, as in the ASVspoof baselines."""
+
+    n_lfcc: int = 20
+    n_filters: int = 20  # triangular filters, equally spaced in Hz from 0 to Nyquist
+    deltas: int = 2
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "n_lfcc", self.n_lfcc)
+        _positive(prefix, "n_filters", self.n_filters)
+        if self.n_lfcc > self.n_filters:
+            raise ParamError(f"{prefix}.n_lfcc", self.n_lfcc, f"at most n_filters ({self.n_filters})")
+        _deltas(prefix, self.deltas)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChromaParams:
+    """``features.chroma``: pitch-class energy from the shared STFT (A440 tuning, not estimated)."""
+
+    n_chroma: int = 12
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "n_chroma", self.n_chroma)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastParams:
+    """``features.spectral_contrast``: peak-to-valley ratio per octave band."""
+
+    n_bands: int = 6
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "n_bands", self.n_bands)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloffParams:
+    """``features.spectral_rolloff``."""
+
+    roll_percent: float = 0.85
+
+    def validate(self, prefix: str) -> None:
+        if not 0 < self.roll_percent < 1:
+            raise ParamError(f"{prefix}.roll_percent", self.roll_percent, "a fraction in (0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CqtParams:
+    """``features.cqt``: constant-Q log-power spectrogram (optional group; costs more than the rest)."""
+
+    n_bins: int = 84
+    bins_per_octave: int = 12
+    fmin: float = 32.70  # Hz, C1
+
+    def validate(self, prefix: str) -> None:
+        _positive(prefix, "n_bins", self.n_bins)
+        _positive(prefix, "bins_per_octave", self.bins_per_octave)
+        _positive(prefix, "fmin", self.fmin)
+
+
+DEFAULT_FRAME_GROUPS = ("mfcc", "chroma", "tonnetz", "rms", "zcr", "spectral_centroid", "spectral_bandwidth",
+                        "spectral_contrast", "spectral_rolloff", "spectral_flatness")
+DEFAULT_UTTERANCE_GROUPS = ("mfcc", "log_mel", "lfcc") + DEFAULT_FRAME_GROUPS[1:]
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureParams:
-    """``features``: the shared-STFT feature extractor and its workers."""
+    """``features``: the shared-STFT feature extractor, its feature groups and its workers."""
 
     n_fft: int = 512
     hop_length: int = 256
-    n_mels: int = 64
-    n_mfcc: int = 40
-    n_chroma: int = 12
-    n_contrast_bands: int = 6
-    rolloff_percent: float = 0.85
-    fmin: float = 0.0
+    n_mels: int = 64  # bands of the shared mel filterbank: the log_mel group and the input of mfcc
+    fmin: float = 0.0  # Hz, lowest mel band edge
+    frame_groups: tuple[str, ...] = DEFAULT_FRAME_GROUPS
+    utterance_groups: tuple[str, ...] = DEFAULT_UTTERANCE_GROUPS
+    stats: tuple[str, ...] = ("mean", "std")
+    mfcc: MfccParams = dataclasses.field(default_factory=MfccParams)
+    lfcc: LfccParams = dataclasses.field(default_factory=LfccParams)
+    chroma: ChromaParams = dataclasses.field(default_factory=ChromaParams)
+    spectral_contrast: ContrastParams = dataclasses.field(default_factory=ContrastParams)
+    spectral_rolloff: RolloffParams = dataclasses.field(default_factory=RolloffParams)
+    cqt: CqtParams = dataclasses.field(default_factory=CqtParams)
     n_jobs: int = 2
     chunk_size: int = 64
     max_reject_fraction: float = 0.05
@@ -214,14 +297,31 @@ class FeatureParams:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def validate(self, prefix: str) -> None:
-        for name in ("n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma", "n_contrast_bands", "chunk_size"):
+        from deepfake_audio.features import GROUPS, stat_percentile
+
+        for name in ("n_fft", "hop_length", "n_mels", "chunk_size"):
             _positive(prefix, name, getattr(self, name))
-        if self.n_mfcc > self.n_mels:
-            raise ParamError(f"{prefix}.n_mfcc", self.n_mfcc, f"at most n_mels ({self.n_mels})")
+        if self.mfcc.n_mfcc > self.n_mels:
+            raise ParamError(f"{prefix}.mfcc.n_mfcc", self.mfcc.n_mfcc, f"at most n_mels ({self.n_mels})")
         if self.hop_length > self.n_fft:
             raise ParamError(f"{prefix}.hop_length", self.hop_length, f"at most n_fft ({self.n_fft})")
-        if not 0 < self.rolloff_percent < 1:
-            raise ParamError(f"{prefix}.rolloff_percent", self.rolloff_percent, "a fraction in (0, 1)")
+        for key in ("frame_groups", "utterance_groups"):
+            groups = getattr(self, key)
+            for name in groups:
+                if name not in GROUPS:
+                    raise ParamError(f"{prefix}.{key}", name, f"known feature groups: {', '.join(GROUPS)}")
+            if len(set(groups)) != len(groups):
+                raise ParamError(f"{prefix}.{key}", list(groups), "each group at most once")
+        if not self.frame_groups and not self.utterance_groups:
+            raise ParamError(f"{prefix}.frame_groups", [], "at least one feature group in frame_groups or "
+                             "utterance_groups")
+        if self.utterance_groups and not self.stats:
+            raise ParamError(f"{prefix}.stats", [], "at least one statistic for utterance_groups")
+        for stat in self.stats:
+            if stat not in ("mean", "std") and stat_percentile(stat) is None:
+                raise ParamError(f"{prefix}.stats", stat, "mean, std, or a percentile p0 ... p100 (e.g. p50)")
+        if len(set(self.stats)) != len(self.stats):
+            raise ParamError(f"{prefix}.stats", list(self.stats), "each statistic at most once")
         if not 0 <= self.max_reject_fraction <= 1:
             raise ParamError(f"{prefix}.max_reject_fraction", self.max_reject_fraction, "a fraction in [0, 1]")
         if self.n_jobs == 0 or self.n_jobs < -1:
@@ -229,6 +329,19 @@ class FeatureParams:
         if self.dask_address is not None and self.backend != "dask":
             raise ParamError(f"{prefix}.dask_address", self.dask_address, "only with backend: dask")
         self.augment.validate(f"{prefix}.augment")
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Every group extracted, frame or utterance, in registry order."""
+        from deepfake_audio.features import GROUPS
+
+        wanted = set(self.frame_groups) | set(self.utterance_groups)
+        return tuple(name for name in GROUPS if name in wanted)
+
+
+def _deltas(prefix: str, value: int) -> None:
+    if value not in (0, 1, 2):
+        raise ParamError(f"{prefix}.deltas", value, "0, 1 (delta) or 2 (delta and delta-delta)")
 
 
 @dataclasses.dataclass(frozen=True)

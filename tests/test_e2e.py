@@ -61,7 +61,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     heldout = make_corpus(repo / "heldout", n_speakers=3, per_speaker=2, seed=11)
     params["data"]["eval_sets"] = {"heldout": {"kind": "manifest", "path": str(heldout.relative_to(repo))}}
     params["audio"].update(duration_s=1.0)
-    params["features"].update(n_mels=32, n_mfcc=13, n_jobs=1, chunk_size=8)
+    params["features"].update(n_mels=32, mfcc={"n_mfcc": 13, "deltas": 1}, n_jobs=1, chunk_size=8)
     params["model"].update(conv_channels=8, lstm_units=8, dense_units=8, n_conv_blocks=1)
     params["train"].update(epochs=3, batch_size=8, patience=3)
     params["xgboost"].update(n_estimators=30, early_stopping_rounds=10, n_jobs=1)

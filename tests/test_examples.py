@@ -11,12 +11,12 @@ import pytest
 
 from deepfake_audio import examples
 from deepfake_audio.features import FeatureExtractor
-from deepfake_audio.params import AudioParams, FeatureParams
+from deepfake_audio.params import AudioParams, FeatureParams, MfccParams
 from tests.conftest import make_corpus, synth, write_signal
 
 # n_mels other than the default 64, so a hard-coded band count shows up in the tests.
 AUDIO = AudioParams(sample_rate=16000, duration_s=1.0)
-FEATURES = FeatureParams(n_fft=512, hop_length=256, n_mels=48, n_mfcc=20)
+FEATURES = FeatureParams(n_fft=512, hop_length=256, n_mels=48, mfcc=MfccParams(n_mfcc=20))
 SPLIT_OF_SPEAKER = {"spk00": "test", "spk01": "test", "spk02": "dev", "spk03": "train", "spk04": "train",
                     "spk05": "eval:heldout"}
 EXPECTED_NAMES = ["bonafide.png", "A01.png", "A02.png", "overview.png"]

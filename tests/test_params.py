@@ -119,9 +119,18 @@ def test_wrong_types(data: dict, key: str, allowed: str) -> None:
     ({"audio": {"sample_rate": 0}}, "audio.sample_rate", "> 0"),
     ({"audio": {"duration_s": -1.0}}, "audio.duration_s", "> 0"),
     ({"split": {"train": 1.0, "dev": 0.0, "test": 0.0}}, "split.train", "(0, 1)"),
-    ({"features": {"n_mfcc": 80}}, "features.n_mfcc", "n_mels (64)"),
+    ({"features": {"mfcc": {"n_mfcc": 80}}}, "features.mfcc.n_mfcc", "n_mels (64)"),
+    ({"features": {"mfcc": {"deltas": 3}}}, "features.mfcc.deltas", "delta-delta"),
+    ({"features": {"lfcc": {"n_lfcc": 30}}}, "features.lfcc.n_lfcc", "n_filters (20)"),
+    ({"features": {"frame_groups": ["mfcc", "mfccs"]}}, "features.frame_groups", "known feature groups: mfcc, log_mel"),
+    ({"features": {"utterance_groups": ["rms", "rms"]}}, "features.utterance_groups", "at most once"),
+    ({"features": {"frame_groups": [], "utterance_groups": []}}, "features.frame_groups", "at least one"),
+    ({"features": {"stats": ["mean", "median"]}}, "features.stats", "p50"),
+    ({"features": {"stats": ["p101"]}}, "features.stats", "percentile"),
+    ({"features": {"stats": []}}, "features.stats", "at least one"),
+    ({"features": {"cqt": {"bins_per_octave": 0}}}, "features.cqt.bins_per_octave", "> 0"),
     ({"features": {"hop_length": 1024}}, "features.hop_length", "n_fft (512)"),
-    ({"features": {"rolloff_percent": 1.0}}, "features.rolloff_percent", "(0, 1)"),
+    ({"features": {"spectral_rolloff": {"roll_percent": 1.0}}}, "features.spectral_rolloff.roll_percent", "(0, 1)"),
     ({"features": {"max_reject_fraction": 1.5}}, "features.max_reject_fraction", "[0, 1]"),
     ({"features": {"n_jobs": 0}}, "features.n_jobs", "-1"),
     ({"features": {"n_jobs": -2}}, "features.n_jobs", "-1"),
@@ -141,7 +150,8 @@ def test_out_of_range(data: dict, key: str, allowed: str) -> None:
 
 def test_accepted_edge_values() -> None:
     """The boundaries the messages promise are really allowed."""
-    params = from_dict(Params, {"features": {"n_jobs": -1, "max_reject_fraction": 0.0, "n_mfcc": 64},
+    params = from_dict(Params, {"features": {"n_jobs": -1, "max_reject_fraction": 0.0, "mfcc": {"n_mfcc": 64, "deltas": 0},
+                                             "stats": ["p0", "p100"], "frame_groups": []},
                                 "train": {"weight_decay": 0, "grad_clip": 0.0},
                                 "xgboost": {"subsample": 1.0}, "model": {"dropout": 0.0}}, prefix="")
     assert params.features.n_jobs == -1
@@ -255,9 +265,9 @@ def test_param_error_survives_pickling() -> None:
 
 def test_param_error_from_validation_survives_pickling() -> None:
     with pytest.raises(ParamError) as info:
-        from_dict(Params, {"features": {"n_mfcc": 80}}, prefix="")
+        from_dict(Params, {"features": {"mfcc": {"n_mfcc": 80}}}, prefix="")
     back = pickle.loads(pickle.dumps(info.value))
-    assert str(back) == str(info.value) and back.key == "features.n_mfcc"
+    assert str(back) == str(info.value) and back.key == "features.mfcc.n_mfcc"
 
 
 def test_yaml_1_1_exponent_strings_are_read_as_numbers() -> None:
