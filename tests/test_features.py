@@ -322,6 +322,18 @@ def test_read_frames_subset_keeps_requested_order(stage: dict) -> None:
         read_frames(stage["out"] / "frames.parquet", ["bad/nan"])
 
 
+def test_read_frames_picks_groups(stage: dict, extractor: FeatureExtractor) -> None:
+    path = stage["out"] / "frames.parquet"
+    ids, x = read_frames(path)
+    meta = pq.read_schema(path).metadata
+    assert meta[b"feature_groups"].decode().split(",") == list(extractor.layout.frame_groups)
+    _, picked = read_frames(path, groups=("zcr", "mfcc"))
+    rows = extractor.layout.frame_rows("mfcc") + extractor.layout.frame_rows("zcr")  # file order
+    np.testing.assert_array_equal(picked, x[:, rows])
+    with pytest.raises(ValueError, match="log_mel.*add them to features.frame_groups"):
+        read_frames(path, groups=("log_mel",))
+
+
 def test_too_many_rejects_raise_naming_reasons(stage: dict, tmp_path: Path) -> None:
     strict = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=0.05)
     with pytest.raises(RuntimeError) as info:
