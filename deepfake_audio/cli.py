@@ -55,21 +55,23 @@ def predict(paths: list[Path], bundle_dir: Path) -> list[dict]:
                                  from_dict(FeatureParams, cfg["features"], prefix="features"))
     scaler = Scaler.from_json(cfg["scaler"]["frames" if bundle.kind.input == "frames" else "utterances"])
     threshold = float(cfg["threshold"])
-    rows = []
+    groups = bundle.frame_groups
+    rows = [i for i, g in enumerate(extractor.layout.frame_groups) if groups is None or g in groups]
+    out = []
     for path in paths:
         row = {"path": str(path), "score": None, "decision": None, "error": None}
         try:
             frames, utt = extractor.extract(extractor.load(path))
         except AudioError as exc:
             row["error"] = f"{exc.reason}: {exc}"
-            rows.append(row)
+            out.append(row)
             continue
-        x = (scaler.transform_frames(frames[None]) if bundle.kind.input == "frames"
+        x = (scaler.transform_frames(frames[None])[:, rows] if bundle.kind.input == "frames"
              else scaler.transform_table(utt[None]))
         score = float(bundle.score(x)[0])
         row.update(score=score, decision="bonafide" if score >= threshold else "spoof")
-        rows.append(row)
-    return rows
+        out.append(row)
+    return out
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -596,12 +596,54 @@ def _dask_results(extractor: FeatureExtractor, chunks: list[list[tuple[str, str,
             cluster.close()
 
 
+def frame_columns(frame_groups: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
+    """``(column name, rows)`` per frame group, in row order: the frame table has one column per group."""
+    columns: list[tuple[str, int]] = []
+    for group in frame_groups:
+        if columns and columns[-1][0] == group:
+            columns[-1] = (group, columns[-1][1] + 1)
+        else:
+            columns.append((group, 1))
+    return columns
+
+
 def frame_schema(layout: FeatureLayout) -> pa.Schema:
-    width = len(layout.frame_names) * layout.n_frames
-    return pa.schema([("utt_id", pa.string()), ("x", pa.list_(pa.float32(), width))],
-                     metadata={"n_features": str(len(layout.frame_names)), "n_frames": str(layout.n_frames),
-                               "feature_names": ",".join(layout.frame_names),
-                               "feature_groups": ",".join(layout.frame_groups), "layout": "features_major"})
+    """``utt_id`` and one fixed-size float32 list column per frame group (``rows * n_frames``
+    values, features-major), so a model that reads one group (a 2-D CNN: ``log_mel``) reads one
+    column. The metadata names every row and its group."""
+    fields = [("utt_id", pa.string())] + [(g, pa.list_(pa.float32(), rows * layout.n_frames))
+                                          for g, rows in frame_columns(layout.frame_groups)]
+    return pa.schema(fields, metadata={"n_features": str(len(layout.frame_names)), "n_frames": str(layout.n_frames),
+                                       "feature_names": ",".join(layout.frame_names),
+                                       "feature_groups": ",".join(layout.frame_groups),
+                                       "layout": "one column per group, features-major"})
+
+
+def frames_table(schema: pa.Schema, ids: list[str], x: np.ndarray) -> pa.Table:
+    """A frame table of ``schema`` from ``x`` float32 ``(n, n_features, n_frames)``."""
+    columns = frame_columns(schema.metadata[b"feature_groups"].decode().split(","))
+    arrays, start = [pa.array(ids, pa.string())], 0
+    for _, rows in columns:
+        block = np.ascontiguousarray(x[:, start:start + rows], dtype=np.float32).reshape(len(ids), -1)
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), block.shape[1]))
+        start += rows
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def frames_of(data: pa.Table | pa.RecordBatch, groups: tuple[str, ...] | None = None) -> np.ndarray:
+    """The frames of a frame table or batch as float32 ``(n, n_features, n_frames)``; with
+    ``groups``, only their rows (in file order)."""
+    meta = data.schema.metadata
+    n_frames = int(meta[b"n_frames"])
+    parts = []
+    for group, rows in frame_columns(meta[b"feature_groups"].decode().split(",")):
+        if groups is not None and group not in groups:
+            continue
+        column = data.column(group)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        parts.append(column.flatten().to_numpy(zero_copy_only=False).reshape(data.num_rows, rows, n_frames))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((data.num_rows, 0, n_frames), np.float32)
 
 
 def utterance_schema(layout: FeatureLayout) -> pa.Schema:
@@ -668,9 +710,7 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
                 if not ids:
                     continue
                 n_out += len(ids)
-                flat = np.stack(frames).reshape(len(ids), -1)
-                x = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), flat.shape[1])
-                fw.write_table(pa.Table.from_arrays([pa.array(ids, pa.string()), x], schema=f_schema))
+                fw.write_table(frames_table(f_schema, ids, np.stack(frames)))
                 pending_ids.extend(ids)
                 pending.append(np.stack(utts))
                 if len(pending_ids) >= UTTERANCE_ROW_GROUP:
@@ -696,22 +736,21 @@ def read_frames(path: Path, utt_ids: list[str] | None = None, *,
     Args:
         utt_ids: only these rows, in this order (a missing id is a ``KeyError``).
         groups: only the feature rows of these groups (e.g. ``("log_mel",)`` for a 2-D CNN), in
-            file order; a group that is not in the file is a ``ValueError``.
+            file order; only their columns are read. A group that is not in the file is a
+            ``ValueError``.
     """
-    table = pq.read_table(path)
-    meta = table.schema.metadata
-    n_feat, n_frames = int(meta[b"n_features"]), int(meta[b"n_frames"])
-    ids = table.column("utt_id").to_pylist()
-    flat = table.column("x").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    x = flat.reshape(len(ids), n_feat, n_frames)
+    schema = pq.read_schema(path)
+    present = [g for g, _ in frame_columns(schema.metadata[b"feature_groups"].decode().split(",")) if g]
     if groups is not None:
-        row_groups = meta.get(b"feature_groups", b"").decode().split(",")
-        missing = sorted(set(groups) - set(row_groups))
+        missing = sorted(set(groups) - set(present))
         if missing:
             raise ValueError(f"{path}: no frame rows of group(s) {', '.join(missing)}; it has "
-                             f"{', '.join(dict.fromkeys(g for g in row_groups if g)) or 'none'} "
-                             f"(add them to features.frame_groups)")
-        x = x[:, [i for i, g in enumerate(row_groups) if g in groups]]
+                             f"{', '.join(present) or 'none'} (add them to features.frame_groups)")
+    columns = [g for g in present if groups is None or g in groups]
+    table = pq.read_table(path, columns=["utt_id", *columns])
+    table = table.replace_schema_metadata(schema.metadata)
+    ids = table.column("utt_id").to_pylist()
+    x = frames_of(table, groups)
     if utt_ids is not None:
         index = {u: i for i, u in enumerate(ids)}
         take = [index[u] for u in utt_ids]

@@ -344,23 +344,60 @@ def _deltas(prefix: str, value: int) -> None:
         raise ParamError(f"{prefix}.deltas", value, "0, 1 (delta) or 2 (delta and delta-delta)")
 
 
+SEQUENCE_GROUPS = DEFAULT_FRAME_GROUPS
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelParams:
-    """``model``: hyper-parameters shared by the neural models."""
+    """``model``: hyper-parameters shared by the neural models; each model's docstring lists the
+    keys it reads, and only those are its DVC dependencies."""
 
     conv_channels: int = 64
     n_conv_blocks: int = 2
     kernel_size: int = 5
     lstm_units: int = 64
     lstm_layers: int = 1
+    attention_dim: int = 64
     dense_units: int = 64
     dropout: float = 0.3
+    # Frame groups the 1-D sequence models (cnn_lstm, cnn_bilstm_attention, cnn, lstm) read.
+    sequence_groups: tuple[str, ...] = SEQUENCE_GROUPS
+    image_group: str = "log_mel"  # the (bands x frames) image cnn2d reads: log_mel, cqt or lfcc
 
     def validate(self, prefix: str) -> None:
-        for name in ("conv_channels", "n_conv_blocks", "kernel_size", "lstm_units", "lstm_layers", "dense_units"):
+        from deepfake_audio.features import GROUPS
+
+        for name in ("conv_channels", "n_conv_blocks", "kernel_size", "lstm_units", "lstm_layers", "attention_dim",
+                     "dense_units"):
             _positive(prefix, name, getattr(self, name))
         if not 0 <= self.dropout < 1:
             raise ParamError(f"{prefix}.dropout", self.dropout, "a fraction in [0, 1)")
+        if not self.sequence_groups:
+            raise ParamError(f"{prefix}.sequence_groups", [], "at least one feature group")
+        for name in (*self.sequence_groups, self.image_group):
+            if name not in GROUPS:
+                raise ParamError(f"{prefix}.sequence_groups" if name != self.image_group else f"{prefix}.image_group",
+                                 name, f"known feature groups: {', '.join(GROUPS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecAugmentParams:
+    """``train.spec_augment``: random time and feature-row masks on training inputs (off by default)."""
+
+    time_masks: int = 0  # masks per clip
+    max_time_frames: int = 20  # each mask hides up to this many frames
+    feature_masks: int = 0
+    max_feature_rows: int = 8  # each mask hides up to this many adjacent feature rows (mel bands, ...)
+
+    def validate(self, prefix: str) -> None:
+        for name in ("time_masks", "feature_masks"):
+            _positive(prefix, name, getattr(self, name), allow_zero=True)
+        for name in ("max_time_frames", "max_feature_rows"):
+            _positive(prefix, name, getattr(self, name))
+
+    @property
+    def enabled(self) -> bool:
+        return self.time_masks > 0 or self.feature_masks > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,9 +409,12 @@ class TrainParams:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    lr_schedule: Literal["none", "cosine", "plateau"] = "plateau"
     patience: int = 6
     grad_clip: float = 5.0
+    spec_augment: SpecAugmentParams = dataclasses.field(default_factory=SpecAugmentParams)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False
     balance: Literal["weights", "oversample", "none"] = "weights"
     num_workers: int = 0
     seed: int = 0

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from deepfake_audio.features import frames_of, frames_table
 from deepfake_audio.io import atomic_path
 
 MIN_STD = 1e-6
@@ -68,9 +69,8 @@ def _frame_meta(pf: pq.ParquetFile) -> tuple[tuple[str, ...], int, int]:
     return names, int(meta[b"n_features"]), int(meta[b"n_frames"])
 
 
-def _frames_of(batch: pa.RecordBatch, n_feat: int, n_frames: int) -> np.ndarray:
-    flat = batch.column("x").flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(batch.num_rows, n_feat, n_frames)
+def _with_meta(batch: pa.RecordBatch, pf: pq.ParquetFile) -> pa.RecordBatch:
+    return batch.replace_schema_metadata(pf.schema_arrow.metadata)
 
 
 def fit_frame_scaler(path: Path, train_ids: set[str], *, batch_size: int = 256) -> Scaler:
@@ -81,7 +81,7 @@ def fit_frame_scaler(path: Path, train_ids: set[str], *, batch_size: int = 256) 
     for batch in pf.iter_batches(batch_size=batch_size):
         keep = np.array([u in train_ids for u in batch.column("utt_id").to_pylist()])
         if keep.any():
-            x = _frames_of(batch, n_feat, n_frames)[keep]  # (m, F, T)
+            x = frames_of(_with_meta(batch, pf))[keep]  # (m, F, T)
             moments.update(x.transpose(0, 2, 1).reshape(-1, n_feat))
     return moments.result(names)
 
@@ -101,13 +101,11 @@ def fit_table_scaler(path: Path, train_ids: set[str], *, batch_size: int = 4096)
 def apply_frame_scaler(scaler: Scaler, src: Path, dst: Path, *, batch_size: int = 256) -> int:
     """Write the standardised copy of a frames table; returns the row count."""
     pf = pq.ParquetFile(src)
-    _, n_feat, n_frames = _frame_meta(pf)
     n = 0
     with atomic_path(dst) as tmp, pq.ParquetWriter(tmp, pf.schema_arrow, compression="zstd") as writer:
         for batch in pf.iter_batches(batch_size=batch_size):
-            x = scaler.transform_frames(_frames_of(batch, n_feat, n_frames)).reshape(batch.num_rows, -1)
-            col = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), x.shape[1])
-            writer.write_table(pa.Table.from_arrays([batch.column("utt_id"), col], schema=pf.schema_arrow))
+            x = scaler.transform_frames(frames_of(_with_meta(batch, pf)))
+            writer.write_table(frames_table(pf.schema_arrow, batch.column("utt_id").to_pylist(), x))
             n += batch.num_rows
     return n
 

@@ -22,7 +22,8 @@ def body(args: argparse.Namespace, params) -> str:
     manifest = pd.read_parquet(args.manifest)
     splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
     data = load_inputs(manifest, kind=bundle.kind, frames_path=args.scaled / "frames.parquet",
-                       utterances_path=args.scaled / "utterances.parquet", splits=splits)
+                       utterances_path=args.scaled / "utterances.parquet", splits=splits,
+                       groups=bundle.frame_groups)
     scores = score_splits(bundle, data)
     write_frame(args.scores, scores)
     threshold = float(bundle.config["threshold"])  # the dev-set EER threshold

@@ -2,12 +2,19 @@
 
 Reads: ``<manifest>`` (data/features/manifest.parquet: the split manifest plus augmented train copies), ``<scaled>/`` (standardised features and
 scaler.json); params ``train.*`` and the model's own section (``model`` or ``xgboost``).
-Writes: ``<out>/`` (config.json and weights: the model bundle) and ``<live>/`` (DVCLive curves:
-loss and dev EER per epoch).
+Writes: ``<out>/`` (config.json and weights: the model bundle; ``checkpoint.pt`` while training)
+and ``<live>/`` (DVCLive curves: loss, dev EER and learning rate per epoch). Both are DVC
+``persist`` outputs: a stage killed mid-training resumes from its last epoch's checkpoint when
+re-run, and a model whose own hyper-parameters, training options and inputs did not change
+keeps its bundle (its training key in config.json) instead of retraining.
+
+Multi-GPU: ``torchrun --nproc_per_node=N -m stages.train --model cnn_lstm ...`` trains with
+DistributedDataParallel (NCCL on GPUs, gloo on CPUs); ``train.batch_size`` is per process.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +22,10 @@ import pandas as pd
 from deepfake_audio.io import read_json
 from deepfake_audio.models import get_model_kind
 from deepfake_audio.stage import run_stage
-from deepfake_audio.training import bundle_config, load_inputs, save_config, train_neural, train_xgboost
+from deepfake_audio.params import as_dict
+from deepfake_audio.training import (bundle_config, distributed, init_distributed, input_groups, load_inputs,
+                                     resumable_epoch, save_config, select_device, train_neural, train_xgboost,
+                                     training_key)
 
 
 def body(args: argparse.Namespace, params) -> str:
@@ -24,23 +34,49 @@ def body(args: argparse.Namespace, params) -> str:
     if args.model not in params.train.models:
         raise ValueError(f"--model {args.model} is not in train.models ({', '.join(params.train.models)})")
     kind = get_model_kind(args.model, section=params.train.models[args.model])
+    if init_distributed(params.train.device) and not kind.neural:
+        raise ValueError(f"{args.model} trains in one process: run it without torchrun")
+    rank, world = distributed()
+    section = getattr(params, kind.params_section)
+    table = args.scaled / ("frames.parquet" if kind.input == "frames" else "utterances.parquet")
+    key = training_key(kind, section=section, train_params=params.train,
+                       device=select_device(params.train.device).type,
+                       inputs=[args.manifest, table, args.scaled / "scaler.json"],
+                       config={"audio": as_dict(params.audio), "features": as_dict(params.features)})
+    previous = args.out / "config.json"
+    if previous.exists() and (args.out / ("weights.pt" if kind.neural else "model.json")).exists() \
+            and read_json(previous).get("training_key") == key:
+        # DVC re-runs every model stage when any key of the shared `model` section changes; a model
+        # that does not read the changed key keeps its bundle byte for byte, so DVC skips its evaluate.
+        return f"{args.model}: its hyper-parameters, training options and inputs are unchanged; kept {args.out}"
     manifest = pd.read_parquet(args.manifest)
     data = load_inputs(manifest, kind=kind, frames_path=args.scaled / "frames.parquet",
-                       utterances_path=args.scaled / "utterances.parquet", splits=["train", "dev"])
+                       utterances_path=args.scaled / "utterances.parquet", splits=["train", "dev"],
+                       groups=input_groups(kind, params.model))
     args.out.mkdir(parents=True, exist_ok=True)
-    with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+    resuming = kind.neural and resumable_epoch(args.out, key) is not None
+    logger = (Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None, resume=resuming) if rank == 0
+              else contextlib.nullcontext())  # rank 0 alone logs, checkpoints and writes the bundle
+    with logger as live:
         if kind.neural:
             summary = train_neural(kind, data, model_params=params.model, train_params=params.train,
-                                   out_dir=args.out, live=live)
+                                   out_dir=args.out, live=live, key=key)
         else:
             summary = train_xgboost(data, params=params.xgboost, train_params=params.train, out_dir=args.out, live=live)
-        live.summary["dev/best_eer"] = summary["dev_eer"]
+        if live is not None:
+            live.summary["dev/best_eer"] = summary["dev_eer"]
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+        if rank > 0:
+            return f"{args.model}: rank {rank} of {world} done"
     # Throughput is a measurement, not config: kept out of the bundle so reruns give identical bytes.
     samples_per_s = summary.pop("train_samples_per_s")
-    section = getattr(params, kind.params_section)
-    save_config(args.out, bundle_config(kind, summary, params_section=section, train_params=params.train,
-                                        audio=params.audio, features=params.features,
-                                        scaler=read_json(args.scaled / "scaler.json")))
+    config = bundle_config(kind, summary, params_section=section, train_params=params.train, audio=params.audio,
+                           features=params.features, scaler=read_json(args.scaled / "scaler.json"))
+    save_config(args.out, {**config, "training_key": key})
     return (f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
             f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s")
 

@@ -65,6 +65,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["model"].update(conv_channels=8, lstm_units=8, dense_units=8, n_conv_blocks=1)
     params["train"].update(epochs=3, batch_size=8, patience=3)
     params["xgboost"].update(n_estimators=30, early_stopping_rounds=10, n_jobs=1)
+    params["train"]["models"]["lcnn"] = "model"  # opt-in in params.yaml (slow on CPUs); tiny here
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run(["dvc", "init", "-q"], repo)
@@ -82,7 +83,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_metrics_follow_the_binding_layout(repo: Path) -> None:
-    for model in ("cnn_lstm", "xgboost"):
+    models = set(yaml.safe_load((repo / "params.yaml").read_text())["train"]["models"])
+    assert models == {"cnn_lstm", "cnn_bilstm_attention", "cnn", "lstm", "cnn2d", "lcnn", "xgboost"}
+    for model in sorted(models):
         metrics = json.loads((repo / "metrics" / f"{model}.json").read_text())
         block = metrics["test"]
         missing = [k for k in REQUIRED if k not in block]
@@ -92,7 +95,7 @@ def test_metrics_follow_the_binding_layout(repo: Path) -> None:
     # The generated classes differ clearly: a working pipeline separates them.
     assert json.loads((repo / "metrics" / "xgboost.json").read_text())["test"]["eer"] <= 0.2
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    assert set(summary["models"]) == {"cnn_lstm", "xgboost"}
+    assert set(summary["models"]) == models
     split = json.loads((repo / "metrics" / "split.json").read_text())
     assert split["leakage"]["n_shared_speakers"] == 0 and split["leakage"]["n_shared_audio"] == 0
     assert split["splits"]["eval:heldout"]["n_clips"] == 12
@@ -125,7 +128,10 @@ def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:
 def test_forced_retraining_reproduces_every_output_byte_for_byte(repo: Path) -> None:
     """Same params and inputs give identical bundles, scores and metrics (CPU determinism)."""
     before = (repo / "dvc.lock").read_text()
+    for model in ("cnn_lstm", "xgboost"):  # else the stage keeps a bundle whose training key matches
+        (repo / "data" / "models" / model / "config.json").unlink()
     out = _run(["dvc", "repro", "-f", "-s", "train@cnn_lstm", "train@xgboost"], repo)
+    assert "unchanged; kept" not in out
     assert {"train@cnn_lstm", "train@xgboost"} <= _stages_run(out)
     assert (repo / "dvc.lock").read_text() == before
     assert _stages_run(_run(["dvc", "repro"], repo)) == set(), "downstream stages saw changed outputs"
@@ -140,11 +146,20 @@ def test_plots_render_offline(repo: Path, tmp_path: Path) -> None:
     assert "eer" in metrics
 
 
-def test_exp_run_reruns_only_the_neural_model(repo: Path) -> None:
+def test_exp_run_retrains_exactly_the_models_that_read_the_key(repo: Path) -> None:
+    """lstm_units is read by cnn_lstm, cnn_bilstm_attention, lstm and lcnn, not by cnn or cnn2d:
+    DVC re-runs every neural train stage (they share the `model` section), the two others keep
+    their bundles byte for byte, so only the four are re-evaluated."""
     out = _run(["dvc", "exp", "run", "-S", "model.lstm_units=12"], repo)
     ran = _stages_run(out)
-    assert {"train@cnn_lstm", "evaluate@cnn_lstm"} <= ran
-    assert not ran & {"download", "split", "features", "standardize", "train@xgboost", "evaluate@xgboost"}
+    readers = {"cnn_lstm", "cnn_bilstm_attention", "lstm", "lcnn"}
+    assert {f"evaluate@{m}" for m in readers} <= ran
+    assert not ran & {"download", "split", "features", "standardize", "train@xgboost", "evaluate@xgboost",
+                      "evaluate@cnn", "evaluate@cnn2d"}
+    assert "cnn: its hyper-parameters, training options and inputs are unchanged; kept" in out
+    assert "cnn2d: its hyper-parameters, training options and inputs are unchanged; kept" in out
+    for model in readers:
+        assert f"{model}: its hyper-parameters" not in out
     shown = _run(["dvc", "exp", "show", "--json"], repo)
     assert "lstm_units" in shown
 
@@ -164,3 +179,15 @@ def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None
     got = {r[header.index("path")]: float(r[header.index("score")]) for r in body}
     for path, expected in zip(paths, sample["score"]):
         assert got[path] == pytest.approx(expected, abs=1e-5)
+
+
+def test_torchrun_trains_the_stage_with_two_gloo_processes(repo: Path, tmp_path: Path) -> None:
+    """The README's multi-GPU command, on the CPU: DDP over gloo; rank 0 alone writes."""
+    out = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "stages.train", "--model", "cnn_lstm", "--manifest", "data/features/manifest.parquet",
+                "--scaled", "data/scaled", "--out", str(tmp_path / "ddp"), "--live", str(tmp_path / "live")], repo)
+    assert "rank 1 of 2 done" in out
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["model"] == "cnn_lstm" and 0.0 <= config["dev_eer"] <= 1.0
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["config.json", "weights.pt"]
+    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["step"] >= 1

@@ -291,8 +291,10 @@ def test_stage_parquet_schemas_and_order(stage: dict, extractor: FeatureExtracto
     assert all(utt.schema.field(n).type == pa.float32() for n in layout.utterance_names)
     assert utt.column("utt_id").to_pylist() == good_ids
     frames = pq.read_table(stage["out"] / "frames.parquet")
-    assert frames.column_names == ["utt_id", "x"]
-    assert frames.schema.field("x").type == pa.list_(pa.float32(), len(layout.frame_names) * layout.n_frames)
+    assert frames.column_names == ["utt_id", *dict.fromkeys(layout.frame_groups)]  # one column per group
+    for group in ("mfcc", "spectral_contrast", "rms"):
+        width = len(layout.frame_rows(group)) * layout.n_frames
+        assert frames.schema.field(group).type == pa.list_(pa.float32(), width)
     meta = frames.schema.metadata
     assert int(meta[b"n_features"]) == len(layout.frame_names) and int(meta[b"n_frames"]) == layout.n_frames
     assert meta[b"feature_names"].decode().split(",") == list(layout.frame_names)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deepfake_audio.features import FeatureLayout, frame_schema, read_frames, utterance_schema
+from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, read_frames, utterance_schema
 from deepfake_audio.io import write_table
 from deepfake_audio.scaling import (MIN_STD, Scaler, apply_frame_scaler, apply_table_scaler, fit_frame_scaler,
                                     fit_table_scaler)
@@ -35,12 +35,8 @@ def _table(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _write_frames(path: Path, ids: list[str], x: np.ndarray, *, row_group_size: int = 4) -> Path:
-    layout = FeatureLayout(FRAME_NAMES, (), N_FRAMES)
-    schema = frame_schema(layout)
-    flat = x.reshape(len(ids), -1)
-    col = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1), pa.float32()), flat.shape[1])
-    write_table(path, pa.Table.from_arrays([pa.array(ids, pa.string()), col], schema=schema),
-                row_group_size=row_group_size)
+    layout = FeatureLayout(FRAME_NAMES, (), N_FRAMES, frame_groups=("g1", "g1", "g2", "g3", "g3"))
+    write_table(path, frames_table(frame_schema(layout), ids, x), row_group_size=row_group_size)
     return path
 
 

@@ -10,15 +10,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from deepfake_audio.features import FeatureLayout, frame_schema, utterance_schema
+from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, utterance_schema
 from deepfake_audio.io import write_table
 from deepfake_audio.metrics import compute_eer
 from deepfake_audio.models import get_model_kind
-from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, TrainParams, XGBoostParams,
-                                   as_dict)
-from deepfake_audio.training import (LABEL_IDS, SplitData, _class_weights, bundle_config, load_bundle,
-                                     load_inputs, oversample_indices, save_config, select_device, train_neural,
-                                     train_xgboost)
+from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, SpecAugmentParams, TrainParams,
+                                   XGBoostParams, as_dict)
+from deepfake_audio.training import (CHECKPOINT, LABEL_IDS, SplitData, _class_weights, bundle_config, load_bundle,
+                                     load_inputs, oversample_indices, resumable_epoch, save_config, select_device,
+                                     spec_augment, train_neural, train_xgboost, training_key)
 
 torch = pytest.importorskip("torch")
 
@@ -151,6 +151,97 @@ def test_early_stopping_honours_patience(frame_data, tmp_path: Path) -> None:
     assert s["epochs_run"] == s["best_epoch"] + params.patience + 1
 
 
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+@pytest.mark.parametrize("augment", [False, True])
+def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path, schedule: str, augment: bool) -> None:
+    """Stopped after 2 of 5 epochs and re-run with the same key, training resumes from the
+    checkpoint and ends bit-identical to an uninterrupted run; then the checkpoint is gone."""
+    masks = SpecAugmentParams(time_masks=2, max_time_frames=4, feature_masks=1, max_feature_rows=2) if augment \
+        else SpecAugmentParams()
+    params = TrainParams(epochs=5, batch_size=16, device="cpu", patience=10, lr_schedule=schedule, spec_augment=masks)
+    kind = get_model_kind("cnn_lstm")
+    whole = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "a", key="k")
+    (tmp_path / "b").mkdir()
+    first = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "b",
+                         key="k", stop_after=2)
+    assert first == {"stopped_at": 1} and resumable_epoch(tmp_path / "b", "k") == 1
+    assert resumable_epoch(tmp_path / "b", "other") is None  # another key: start over
+    resumed = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "b", key="k")
+    for key in ("dev_eer", "threshold", "best_epoch", "epochs_run"):
+        assert resumed[key] == whole[key], key
+    assert (tmp_path / "a" / "weights.pt").read_bytes() == (tmp_path / "b" / "weights.pt").read_bytes()
+    assert not (tmp_path / "b" / CHECKPOINT).exists()
+
+
+def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path) -> None:
+    kind, params = get_model_kind("cnn_lstm"), TrainParams(epochs=3, batch_size=16, device="cpu")
+    train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="old", stop_after=1)
+    s = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="new")
+    assert s["epochs_run"] == 3
+    (tmp_path / CHECKPOINT).write_bytes(b"cut off")  # a checkpoint torn by a kill is ignored, not fatal
+    assert resumable_epoch(tmp_path, "new") is None
+
+
+def test_schedules_change_the_learning_rate(frame_data, tmp_path: Path) -> None:
+    kind = get_model_kind("cnn_lstm")
+    lrs = {}
+    for schedule in ("none", "cosine"):
+        live = _Recorder()
+        params = TrainParams(epochs=4, batch_size=16, device="cpu", lr_schedule=schedule, patience=10)
+        train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, live=live)
+        lrs[schedule] = live.values["train/lr"]
+    assert lrs["none"] == [1e-3] * 4
+    assert lrs["cosine"][0] == pytest.approx(1e-3) and lrs["cosine"][-1] < lrs["cosine"][1] < 1e-3
+
+
+class _Recorder:
+    """Stands in for dvclive.Live."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+
+    def log_metric(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def next_step(self) -> None:
+        pass
+
+
+def test_spec_augment_masks_spans_with_zeros() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.ones(64, 10, 40)
+    params = SpecAugmentParams(time_masks=1, max_time_frames=5, feature_masks=1, max_feature_rows=3)
+    y = spec_augment(x, params, gen)
+    assert torch.equal(x, torch.ones(64, 10, 40))  # the input is left alone
+    zero = y == 0
+    time_cols = zero.all(dim=1)  # (B, T): frames zeroed in every row
+    row_cols = zero.all(dim=2)   # (B, F): rows zeroed at every frame
+    assert time_cols.sum(dim=1).max() <= 5 and row_cols.sum(dim=1).max() <= 3
+    assert time_cols.any() and row_cols.any()
+    for b in range(64):  # each mask is one contiguous span
+        for line in (time_cols[b], row_cols[b]):
+            idx = torch.nonzero(line).flatten()
+            assert len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx)
+    assert torch.equal(zero, (time_cols[:, None, :] | row_cols[:, :, None]))  # nothing else is zeroed
+
+
+def test_training_key_tracks_used_keys_inputs_and_options(tmp_path: Path) -> None:
+    data = tmp_path / "x.bin"
+    data.write_bytes(b"abc")
+    lstm, cnn = get_model_kind("lstm"), get_model_kind("cnn")
+
+    def key(kind, model=MODEL, train=TRAIN, content=b"abc"):
+        data.write_bytes(content)
+        return training_key(kind, section=model, train_params=train, device="cpu", inputs=[data], config={})
+
+    base_lstm, base_cnn = key(lstm), key(cnn)
+    wider = ModelParams(conv_channels=8, lstm_units=16, dense_units=8)
+    assert key(lstm, wider) != base_lstm and key(cnn, wider) == base_cnn  # cnn reads no lstm_units
+    assert key(cnn, train=TrainParams(epochs=5, batch_size=16, device="cpu", seed=1)) != base_cnn
+    assert key(cnn, train=TrainParams(epochs=5, batch_size=16, device="cpu", num_workers=2)) == base_cnn
+    assert key(cnn, content=b"abd") != base_cnn
+
+
 # ---------------------------------------------------------------- xgboost
 
 
@@ -253,10 +344,9 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
     """Rows follow the manifest, labels map 1 = bona fide, and clips missing from the features are skipped."""
     ids = ["c", "a", "b", "d"]  # feature-table order differs from the manifest's
     x = np.arange(4 * N_FEATURES * 4, dtype=np.float32).reshape(4, N_FEATURES, 4)
-    layout = FeatureLayout(tuple(f"f{i}" for i in range(N_FEATURES)), ("u_mean", "u_std"), 4)
-    col = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), N_FEATURES * 4)
-    write_table(tmp_path / "frames.parquet",
-                pa.Table.from_arrays([pa.array(ids), col], schema=frame_schema(layout)))
+    layout = FeatureLayout(tuple(f"f{i}" for i in range(N_FEATURES)), ("u_mean", "u_std"), 4,
+                           frame_groups=("a",) * 2 + ("b",) * (N_FEATURES - 2))
+    write_table(tmp_path / "frames.parquet", frames_table(frame_schema(layout), ids, x))
     u = np.stack([np.arange(4.0), -np.arange(4.0)], axis=1).astype(np.float32)
     write_table(tmp_path / "utts.parquet",
                 pa.Table.from_arrays([pa.array(ids), pa.array(u[:, 0]), pa.array(u[:, 1])],
@@ -280,3 +370,39 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
         np.testing.assert_array_equal(out["dev"].x, source[[0]])
         assert out["eval:bench"].ids == ["d"] and out["eval:bench"].y.tolist() == [1]
         assert train.x.dtype == np.float32
+
+
+# ---------------------------------------------------------------- DistributedDataParallel
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out: str, data: dict) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        params = TrainParams(epochs=4, batch_size=8, device="cpu", patience=10)
+        summary = train_neural(get_model_kind("cnn_lstm"), data, model_params=MODEL, train_params=params,
+                               out_dir=Path(out), key="ddp")
+        torch.save({"summary": summary}, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(frame_data, tmp_path: Path) -> None:
+    """Two CPU processes (gloo), as torchrun would start them: gradients are averaged, so both
+    ranks take the same decisions; rank 0 alone writes the weights and checkpoints."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(out), frame_data), nprocs=2, join=True)
+    r0 = torch.load(out / "rank0.pt", weights_only=True)["summary"]
+    r1 = torch.load(out / "rank1.pt", weights_only=True)["summary"]
+    for key in ("dev_eer", "best_epoch", "epochs_run", "threshold"):
+        assert r0[key] == r1[key], key
+    assert r0["dev_eer"] < 0.25  # it learned: 64 rows, 32 per process
+    assert r0["train_samples_per_s"] > 0
+    assert sorted(p.name for p in out.iterdir()) == ["rank0.pt", "rank1.pt", "weights.pt"]  # no checkpoint left
+    model = get_model_kind("cnn_lstm").build(N_FEATURES, N_FRAMES, MODEL)
+    model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))

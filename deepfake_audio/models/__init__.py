@@ -21,12 +21,17 @@ class ModelKind:
         params_section: the params.yaml section holding its hyper-parameters.
         input: ``frames`` (n_features x n_frames per clip) or ``utterances`` (one row per clip).
         build: for neural kinds, ``build(n_features, n_frames, model_params) -> nn.Module``.
+        uses: the keys of its params section it reads (its DVC params dependencies).
+        frame_groups: for neural kinds, ``frame_groups(model_params)`` -> the feature groups of
+            the frame table it reads.
     """
 
     name: str
     params_section: str
     input: str
     build: Callable[..., Any] | None = None
+    uses: tuple[str, ...] = ()
+    frame_groups: Callable[[Any], tuple[str, ...]] | None = None
 
     @property
     def neural(self) -> bool:
@@ -47,7 +52,10 @@ def _load_builtin() -> None:
     from deepfake_audio.models import neural  # noqa: F401 - registers the neural kinds
 
     if "xgboost" not in _REGISTRY:
-        register_model(ModelKind("xgboost", "xgboost", "utterances"))
+        from deepfake_audio.params import XGBoostParams
+
+        uses = tuple(f.name for f in dataclasses.fields(XGBoostParams))
+        register_model(ModelKind("xgboost", "xgboost", "utterances", uses=uses))
 
 
 def known_models() -> list[str]:

@@ -1,7 +1,10 @@
-"""Neural model kinds. Each reads the shared ``model`` params section.
+"""Neural model kinds. Each reads the shared ``model`` params section (its docstring and its
+``uses`` say which keys).
 
-Inputs are standardised frame features of shape ``(batch, n_features, n_frames)``; every model
-returns one logit per clip of shape ``(batch,)``, where higher means more bona fide.
+Inputs are standardised frame features of shape ``(batch, n_features, n_frames)``: the
+``model.sequence_groups`` rows for the 1-D sequence models, one group's (bands x frames) image for
+``cnn2d`` and ``lcnn``. Every model returns one logit per clip of shape ``(batch,)``, where higher
+means more bona fide.
 """
 from __future__ import annotations
 
@@ -23,22 +26,40 @@ def conv_blocks(in_channels: int, params: ModelParams) -> tuple[nn.Sequential, i
     return nn.Sequential(*layers), channels
 
 
+def dense_head(in_features: int, params: ModelParams) -> nn.Sequential:
+    """Linear, ReLU, Dropout, Linear to one logit."""
+    return nn.Sequential(nn.Linear(in_features, params.dense_units), nn.ReLU(), nn.Dropout(params.dropout),
+                         nn.Linear(params.dense_units, 1))
+
+
+def _check_pooling(n_frames: int, n_blocks: int) -> None:
+    if n_frames < 2 ** n_blocks:
+        raise ValueError(f"{n_frames} frames are too few for {n_blocks} pooling blocks")
+
+
+def _sequence_groups(params: ModelParams) -> tuple[str, ...]:
+    return params.sequence_groups
+
+
+CONV_KEYS = ("conv_channels", "n_conv_blocks", "kernel_size")
+LSTM_KEYS = ("lstm_units", "lstm_layers")
+HEAD_KEYS = ("dense_units", "dropout")
+
+
 class CNNLSTM(nn.Module):
     """Conv1d blocks, then an LSTM, then a dense head (seed 000).
 
     Uses ``model``: conv_channels, n_conv_blocks, kernel_size, lstm_units, lstm_layers,
-    dense_units, dropout.
+    dense_units, dropout, sequence_groups.
     """
 
     def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
         super().__init__()
-        if n_frames < 2 ** params.n_conv_blocks:
-            raise ValueError(f"{n_frames} frames are too few for {params.n_conv_blocks} pooling blocks")
+        _check_pooling(n_frames, params.n_conv_blocks)
         self.conv, channels = conv_blocks(n_features, params)
         self.lstm = nn.LSTM(channels, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
                             dropout=params.dropout if params.lstm_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Linear(params.lstm_units, params.dense_units), nn.ReLU(),
-                                  nn.Dropout(params.dropout), nn.Linear(params.dense_units, 1))
+        self.head = dense_head(params.lstm_units, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x)                 # (B, C, T / 2**n_blocks)
@@ -47,4 +68,167 @@ class CNNLSTM(nn.Module):
         return self.head(h_n[-1]).squeeze(-1)  # (B,)
 
 
-register_model(ModelKind("cnn_lstm", "model", "frames", CNNLSTM))
+class SelfAttention(nn.Module):
+    """Single-head scaled dot-product self-attention over time, projected to ``dim``."""
+
+    def __init__(self, in_features: int, dim: int) -> None:
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(in_features, dim) for _ in range(3))
+        self.scale = dim ** -0.5
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, T, in_features)
+        weights = torch.softmax(self.query(h) @ self.key(h).transpose(1, 2) * self.scale, dim=-1)  # (B, T, T)
+        return weights @ self.value(h)  # (B, T, dim)
+
+
+class CNNBiLSTMAttention(nn.Module):
+    """Conv1d blocks with max pooling, a bidirectional LSTM, self-attention over time, global max
+    pooling, then a dense head with dropout (seed 001). Its L2 penalty is ``train.weight_decay``.
+
+    Uses ``model``: conv_channels, n_conv_blocks, kernel_size, lstm_units, lstm_layers,
+    attention_dim, dense_units, dropout, sequence_groups.
+    """
+
+    def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
+        super().__init__()
+        _check_pooling(n_frames, params.n_conv_blocks)
+        self.conv, channels = conv_blocks(n_features, params)
+        self.lstm = nn.LSTM(channels, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
+                            bidirectional=True, dropout=params.dropout if params.lstm_layers > 1 else 0.0)
+        self.attention = SelfAttention(2 * params.lstm_units, params.attention_dim)
+        self.head = dense_head(params.attention_dim, params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x).transpose(1, 2)  # (B, T', C)
+        h, _ = self.lstm(h)               # (B, T', 2H)
+        h = self.attention(h)             # (B, T', attention_dim)
+        return self.head(h.amax(dim=1)).squeeze(-1)  # global max pool over time -> (B,)
+
+
+class CNN(nn.Module):
+    """Conv1d blocks, global average and max pooling over time, a dense head (seed 002's CNN
+    ablation: what the convolutions alone give).
+
+    Uses ``model``: conv_channels, n_conv_blocks, kernel_size, dense_units, dropout, sequence_groups.
+    """
+
+    def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
+        super().__init__()
+        _check_pooling(n_frames, params.n_conv_blocks)
+        self.conv, channels = conv_blocks(n_features, params)
+        self.head = dense_head(2 * channels, params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)                                         # (B, C, T')
+        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # (B, 2C)
+        return self.head(pooled).squeeze(-1)
+
+
+class LSTM(nn.Module):
+    """An LSTM over the frames, its last hidden state into a dense head (seed 002's LSTM ablation).
+
+    Uses ``model``: lstm_units, lstm_layers, dense_units, dropout, sequence_groups.
+    """
+
+    def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_features, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
+                            dropout=params.dropout if params.lstm_layers > 1 else 0.0)
+        self.head = dense_head(params.lstm_units, params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h_n, _) = self.lstm(x.transpose(1, 2))  # (B, T, F) in; h_n: (layers, B, H)
+        return self.head(h_n[-1]).squeeze(-1)
+
+
+class CNN2D(nn.Module):
+    """A 2-D CNN with BatchNorm on a (bands x frames) image, by default the 128-band log-mel
+    spectrogram of seeds 003 and 004: ``n_conv_blocks`` x (Conv2d 3x3, BatchNorm, ReLU, MaxPool
+    2x2), channels doubling from ``conv_channels / 4``, then global average pooling and a dense head.
+
+    Uses ``model``: conv_channels, n_conv_blocks, dense_units, dropout, image_group.
+    """
+
+    def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
+        super().__init__()
+        _check_pooling(min(n_features, n_frames), params.n_conv_blocks)
+        layers: list[nn.Module] = []
+        channels, width = 1, max(params.conv_channels // 4, 1)
+        for _ in range(params.n_conv_blocks):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+            channels, width = width, 2 * width
+        self.conv = nn.Sequential(*layers)
+        self.head = dense_head(channels, params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.unsqueeze(1))                  # (B, 1, F, T) -> (B, C, F', T')
+        return self.head(h.mean(dim=(2, 3))).squeeze(-1)
+
+
+class MaxFeatureMap(nn.Module):
+    """Max-Feature-Map: splits the channels in two halves and keeps their element-wise maximum."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.maximum(a, b)
+
+
+def _mfm_conv(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    """A convolution to ``2 * c_out`` channels and a Max-Feature-Map down to ``c_out``."""
+    return [nn.Conv2d(c_in, 2 * c_out, kernel, padding=kernel // 2), MaxFeatureMap()]
+
+
+class LCNN(nn.Module):
+    """The LFCC-LCNN of the ASVspoof 2021 LA/DF baselines: a light CNN of Max-Feature-Map
+    convolutions (5x5, then 1x1/3x3 pairs with BatchNorm and 2x2 max pooling) on the LFCC
+    (coefficients x frames) image, two bidirectional LSTM layers over time with a skip connection,
+    average pooling over time and a linear output. Channel widths scale with ``conv_channels``
+    (64 gives the baseline's 32-48-64-32 MFM outputs).
+
+    Uses ``model``: conv_channels, lstm_units, dropout. Reads the ``lfcc`` frame group.
+    """
+
+    def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
+        super().__init__()
+        _check_pooling(min(n_features, n_frames), 4)
+        c = params.conv_channels
+        c1, c2, c3 = c // 2, 3 * c // 4, c
+
+        def bn(ch: int) -> nn.Module:
+            return nn.BatchNorm2d(ch, affine=False)
+
+        self.conv = nn.Sequential(
+            *_mfm_conv(1, c1, 5), nn.MaxPool2d(2),
+            *_mfm_conv(c1, c1, 1), bn(c1), *_mfm_conv(c1, c2, 3), nn.MaxPool2d(2), bn(c2),
+            *_mfm_conv(c2, c2, 1), bn(c2), *_mfm_conv(c2, c3, 3), nn.MaxPool2d(2),
+            *_mfm_conv(c3, c3, 1), bn(c3), *_mfm_conv(c3, c1, 3), bn(c1),
+            *_mfm_conv(c1, c1, 1), bn(c1), *_mfm_conv(c1, c1, 3), nn.MaxPool2d(2),
+            nn.Dropout(params.dropout))
+        width = c1 * (n_features // 16)  # channels x remaining coefficient rows
+        self.lstm = nn.LSTM(width, params.lstm_units, num_layers=2, batch_first=True, bidirectional=True)
+        self.skip = nn.Linear(width, 2 * params.lstm_units)
+        self.out = nn.Linear(2 * params.lstm_units, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.unsqueeze(1))          # (B, 1, F, T) -> (B, C, F/16, T/16)
+        h = h.flatten(1, 2).transpose(1, 2)    # (B, T/16, C * F/16)
+        seq, _ = self.lstm(h)                  # (B, T/16, 2H)
+        pooled = (seq + self.skip(h)).mean(dim=1)  # (B, 2H)
+        return self.out(pooled).squeeze(-1)
+
+
+SEQUENCE_KEYS = ("sequence_groups",)
+SEQUENCE_MODELS = {
+    "cnn_lstm": (CNNLSTM, CONV_KEYS + LSTM_KEYS + HEAD_KEYS),
+    "cnn_bilstm_attention": (CNNBiLSTMAttention, CONV_KEYS + LSTM_KEYS + ("attention_dim",) + HEAD_KEYS),
+    "cnn": (CNN, CONV_KEYS + HEAD_KEYS),
+    "lstm": (LSTM, LSTM_KEYS + HEAD_KEYS),
+}
+for _name, (_cls, _keys) in SEQUENCE_MODELS.items():
+    register_model(ModelKind(_name, "model", "frames", _cls, uses=_keys + SEQUENCE_KEYS,
+                             frame_groups=_sequence_groups))
+register_model(ModelKind("cnn2d", "model", "frames", CNN2D,
+                         uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
+                         frame_groups=lambda p: (p.image_group,)))
+register_model(ModelKind("lcnn", "model", "frames", LCNN, uses=("conv_channels", "lstm_units", "dropout"),
+                         frame_groups=lambda p: ("lfcc",)))
