@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from deepfake_audio import plots
+from deepfake_audio.calibration import Calibration
 from deepfake_audio.io import atomic_path, write_csv, write_json
 from deepfake_audio.metrics import metric_block
+from deepfake_audio.params import EvaluateParams
+from deepfake_audio.sources.corpora import ASV_KEYS, ASV_SCORES
 from deepfake_audio.training import Bundle, SplitData
 
 log = logging.getLogger(__name__)
@@ -20,22 +25,51 @@ def block_name(split: str) -> str:
 
 
 def score_splits(bundle: Bundle, data: dict[str, SplitData]) -> pd.DataFrame:
-    """One row per scored clip: utt_id, split, label (1 = bona fide), attack, source, score."""
+    """One row per scored clip: utt_id, split, label (1 = bona fide), attack, source, score, and
+    ``llr`` (the score through the bundle's dev-fitted calibration; NaN for a bundle without one)."""
     frames = []
+    calibration = Calibration.from_dict(bundle.config["calibration"]) if "calibration" in bundle.config else None
     for split, part in data.items():
         if not part.ids:
             continue
+        score = bundle.score(part.x)
+        llr = calibration.llr(score) if calibration else np.full(score.shape, np.nan)
         frames.append(pd.DataFrame({"utt_id": part.ids, "split": split, "label": part.y, "attack": part.attacks,
-                                    "source": part.sources, "score": bundle.score(part.x)}))
+                                    "source": part.sources, "score": score, "llr": llr}))
     return pd.concat(frames, ignore_index=True)
 
 
-def metrics_from_scores(scores: pd.DataFrame, *, threshold: float) -> dict:
-    """``{block: metric_block}`` for every split in ``scores``, at the bundle's dev threshold.
+def asv_scores_for(rows: pd.DataFrame, raw_dir: Path | None) -> dict[str, np.ndarray] | None:
+    """The ASV scores behind a set's t-DCF, or ``None`` where they don't exist.
 
-    A block whose set lacks one of the classes cannot have an EER; it records its counts and
-    the reason instead of failing the stage.
+    They exist when every clip of the set comes from one official partition of one source whose
+    corpus ships ASV scores (``data/raw/<source>/asv_scores.parquet``, e.g. ASVspoof 2019 LA's
+    dev and eval). A split that mixes partitions or sources has no matching ASV trials.
     """
+    if raw_dir is None or "partition" not in rows.columns:
+        return None
+    sources, partitions = rows["source"].unique(), rows["partition"].unique()
+    if len(sources) != 1 or len(partitions) != 1 or not partitions[0]:
+        return None
+    path = raw_dir / str(sources[0]) / ASV_SCORES
+    if not path.is_file():
+        return None
+    table = pd.read_parquet(path)
+    table = table[table["partition"] == partitions[0]]
+    asv = {key: table.loc[table["key"] == key, "score"].to_numpy(dtype=np.float64) for key in ASV_KEYS}
+    return asv if all(v.size for v in asv.values()) else None
+
+
+def metrics_from_scores(scores: pd.DataFrame, *, threshold: float, params: EvaluateParams | None = None,
+                        raw_dir: Path | None = None) -> dict:
+    """``{block: metric_block}`` for every split in ``scores``, decisions at the bundle's dev threshold.
+
+    Adds ``cllr`` where ``scores`` carries calibrated ``llr``, ``eer_ci`` (``params.bootstrap``
+    replicates), per-source EERs, and ``min_tdcf`` where :func:`asv_scores_for` finds ASV scores.
+    A block whose set lacks one of the classes cannot have an EER; it records its counts and the
+    reason instead of failing the stage.
+    """
+    params = params or EvaluateParams()
     out = {}
     for split, part in scores.groupby("split", sort=True):
         y, s = part["label"].to_numpy(), part["score"].to_numpy()
@@ -44,12 +78,19 @@ def metrics_from_scores(scores: pd.DataFrame, *, threshold: float) -> dict:
             out[name] = {"n_bonafide": int((y == 1).sum()), "n_spoof": int((y == 0).sum()),
                          "error": "needs both bona fide and spoof clips for EER"}
             continue
-        out[name] = metric_block(y, s, threshold=threshold, attacks=part["attack"].to_numpy())
+        llr = part["llr"].to_numpy() if "llr" in part and part["llr"].notna().all() else None
+        out[name] = metric_block(y, s, threshold=threshold, attacks=part["attack"].to_numpy(),
+                                 sources=part["source"].to_numpy(), llr=llr, bootstrap=params.bootstrap,
+                                 ci_level=params.ci_level, seed=params.seed, asv=asv_scores_for(part, raw_dir))
     return out
 
 
-def write_plots(scores: pd.DataFrame, *, model: str, threshold: float, out_dir: Path) -> None:
-    """DVC plot data (ROC, DET, confusion of the test split) and PNG figures for every set."""
+def write_plots(scores: pd.DataFrame, *, model: str, threshold: float, out_dir: Path, metrics: dict | None = None) -> None:
+    """DVC plot data (ROC, DET, confusion of the test split) and PNG figures for every set.
+
+    With ``metrics`` (from :func:`metrics_from_scores`) also ``attack_eer.png``, the per-attack EER
+    of every set that has attacks, beside its pooled EER.
+    """
     test = scores[scores["split"] == "test"]
     y, s = test["label"].to_numpy(), test["score"].to_numpy()
     write_csv(out_dir / "roc.csv", plots.roc_table(y, s))
@@ -64,42 +105,79 @@ def write_plots(scores: pd.DataFrame, *, model: str, threshold: float, out_dir: 
     plots.save_det_png(out_dir / "det.png", curves, title=f"{model}: DET")
     plots.save_confusion_png(out_dir / "confusion.png", y, s, threshold=threshold, title=f"{model}: test confusion")
     plots.save_score_hist_png(out_dir / "scores.png", y, s, threshold=threshold, title=f"{model}: test scores")
+    per_attack = {name: block["per_attack_eer"] for name, block in (metrics or {}).items() if block.get("per_attack_eer")}
+    if per_attack:
+        plots.save_attack_eer_png(out_dir / "attack_eer.png", per_attack, title=f"{model}: EER per attack",
+                                  pooled={name: metrics[name]["eer"] for name in per_attack})
+
+
+SUMMARY_KEYS = ("eer", "eer_ci", "accuracy", "balanced_accuracy", "roc_auc", "f1", "cllr", "min_cllr", "min_tdcf",
+                "mean_source_eer", "n_bonafide", "n_spoof")
 
 
 def summarize(metrics_by_model: dict[str, dict]) -> tuple[dict, pd.DataFrame]:
-    """The report: ``{model: {set: {eer, accuracy, roc_auc, ...}}}`` and a long table of it."""
-    keys = ("eer", "accuracy", "balanced_accuracy", "roc_auc", "f1", "n_bonafide", "n_spoof")
+    """The report: ``{model: {set: {eer, eer_ci, accuracy, roc_auc, ...}}}`` and a long table of it."""
     summary, rows = {}, []
     for model in sorted(metrics_by_model):
         summary[model] = {}
         for name, block in sorted(metrics_by_model[model].items()):
             if "eer" not in block:
                 continue
-            summary[model][name] = {k: block[k] for k in keys if k in block}
+            summary[model][name] = {k: block[k] for k in SUMMARY_KEYS if k in block}
             rows.append({"model": model, "eval_set": name, **summary[model][name]})
     best = min(((m, b["test"]["eer"]) for m, b in summary.items() if "test" in b), key=lambda t: t[1], default=None)
     return {"models": summary, "best_model_by_test_eer": best[0] if best else None}, pd.DataFrame(rows)
 
 
+def _cell(value: object, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+
+
 def markdown_table(table: pd.DataFrame) -> str:
-    """The report table as GitHub markdown (EER and accuracy in percent)."""
-    lines = ["| model | set | EER % | accuracy % | ROC AUC | bona fide | spoof |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.model} | {r.eval_set} | {100 * r.eer:.2f} | {100 * r.accuracy:.2f} | {r.roc_auc:.3f} "
-                     f"| {r.n_bonafide} | {r.n_spoof} |")
+    """The report table as GitHub markdown: one row per model and scored set.
+
+    EER with its bootstrap interval and accuracy (at the dev threshold) in percent; Cllr, minCllr
+    and min t-DCF where the block has them, else "-".
+    """
+    lines = ["| model | set | EER % [95% CI] | accuracy % | ROC AUC | Cllr | minCllr | min t-DCF | bona fide | spoof |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in table.to_dict("records"):
+        ci = r.get("eer_ci")
+        eer = f"{100 * r['eer']:.2f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if isinstance(ci, (list, tuple, np.ndarray)) else "")
+        lines.append(f"| {r['model']} | {r['eval_set']} | {eer} | {100 * r['accuracy']:.2f} | {r['roc_auc']:.3f} "
+                     f"| {_cell(r.get('cllr'), '.3f')} | {_cell(r.get('min_cllr'), '.3f')} "
+                     f"| {_cell(r.get('min_tdcf'), '.4f')} | {r['n_bonafide']} | {r['n_spoof']} |")
     return "\n".join(lines) + "\n"
 
 
-def write_report(metrics_by_model: dict[str, dict], *, summary_path: Path, figure_path: Path,
-                 markdown_path: Path) -> dict:
+def write_report(metrics_by_model: dict[str, dict], *, summary_path: Path, figure_dir: Path, markdown_path: Path,
+                 scores_by_model: dict[str, pd.DataFrame] | None = None) -> dict:
+    """``summary.json``, the markdown report and its figures in ``figure_dir``: the EER comparison
+    chart and, with ``scores_by_model``, one ROC/DET figure per scored set with every model on it."""
     summary, table = summarize(metrics_by_model)
     write_json(summary_path, summary)
+    figures = []
     if not table.empty:
-        plots.save_comparison_png(figure_path, table, metric="eer", title="EER by model and set (lower is better)")
-
+        plots.save_comparison_png(figure_dir / "comparison.png", table, metric="eer",
+                                  title="EER by model and set (lower is better)")
+        figures.append(("EER by model and set", "comparison.png"))
+    sets = sorted({str(split) for df in (scores_by_model or {}).values() for split in df["split"].unique()},
+                  key=lambda name: (name != "test", name))
+    for split in sets:
+        curves = {}
+        for model, df in sorted((scores_by_model or {}).items()):
+            part = df[df["split"] == split]
+            if part["label"].nunique() == 2:
+                curves[model] = (part["label"].to_numpy(), part["score"].to_numpy())
+        if curves:
+            name = block_name(split)
+            plots.save_models_roc_det_png(figure_dir / f"roc_det_{name}.png", curves, title=f"{name}: every model")
+            figures.append((f"ROC and DET on {name}", f"roc_det_{name}.png"))
+    # Figure links are relative to the report: reports/summary.md -> plots/report/*.png
+    rel = Path(os.path.relpath(figure_dir, markdown_path.parent))
+    body = "".join(f"\n![{alt}]({(rel / name).as_posix()})\n" for alt, name in figures)
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text("# Model comparison\n\n" + markdown_table(table)
-                       + f"\n![EER by model]({figure_path.name})\n", encoding="utf-8")
+        tmp.write_text("# Model comparison\n\n" + markdown_table(table) + body, encoding="utf-8")
     return summary
 
 

@@ -23,7 +23,8 @@ from sklearn.metrics import roc_auc_score
 
 ArrayLike = Sequence[Any] | np.ndarray
 
-__all__ = ["BONAFIDE_ATTACK", "compute_eer", "det_curve", "metric_block", "validate_scores"]
+__all__ = ["ASVSPOOF2019_TDCF_COSTS", "BONAFIDE_ATTACK", "bootstrap_eer_ci", "cllr", "compute_eer", "det_curve",
+           "metric_block", "min_cllr", "min_tdcf", "validate_scores"]
 
 BONAFIDE_ATTACK = "-"
 """Attack id carried by bona fide rows; such rows never form an attack group."""
@@ -86,9 +87,12 @@ def det_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
         distinct scores; ``frr`` is non-decreasing, ``far`` non-increasing, both fractions.
     """
     y, s = validate_scores(labels, scores)
-    bona = np.sort(s[y == 1])
-    spoof = np.sort(s[y == 0])
-    thresholds = np.append(np.unique(s), np.inf)
+    return _rates(np.sort(s[y == 1]), np.sort(s[y == 0]))
+
+
+def _rates(bona: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`det_curve` on already validated, sorted bona fide and spoof scores."""
+    thresholds = np.append(np.unique(np.concatenate([bona, spoof])), np.inf)
     # side="left" counts scores strictly below the threshold: those are the rejected ones, so
     # tied scores fall on the same side of every threshold (the official per-element cumsum
     # would split ties and, e.g., give EER 1.0 for all-identical scores).
@@ -115,8 +119,127 @@ def compute_eer(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
         ValueError: invalid input (see module conventions).
     """
     frr, far, thresholds = det_curve(labels, scores)
+    return _eer_at(frr, far, thresholds)
+
+
+def _eer_at(frr: np.ndarray, far: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
     i = int(np.argmin(np.abs(frr - far)))
     return float((frr[i] + far[i]) / 2.0), float(thresholds[i])
+
+
+def bootstrap_eer_ci(labels: ArrayLike, scores: ArrayLike, *, n_boot: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the EER.
+
+    Bona fide and spoof rows are resampled separately (a stratified bootstrap), so every
+    replicate keeps both classes at their observed counts.
+
+    Args:
+        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
+        scores: shape ``(n,)``, finite, higher = more bona fide.
+        n_boot: bootstrap replicates, >= 2.
+        level: coverage of the interval, in (0, 1).
+        seed: seeds the resampling; the same inputs and seed give the same interval.
+
+    Returns:
+        ``(low, high)``: EER fractions in [0, 1].
+    """
+    y, s = validate_scores(labels, scores)
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    bona, spoof = s[y == 1], s[y == 0]
+    rng = np.random.default_rng(seed)
+    eers = np.empty(n_boot)
+    for b in range(n_boot):
+        rb = np.sort(bona[rng.integers(0, bona.size, bona.size)])
+        rs = np.sort(spoof[rng.integers(0, spoof.size, spoof.size)])
+        eers[b] = _eer_at(*_rates(rb, rs))[0]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(eers, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def cllr(labels: ArrayLike, llr: ArrayLike) -> float:
+    """Log-likelihood-ratio cost of calibrated scores, in bits.
+
+    ``Cllr = (mean_bona log2(1 + e^-llr) + mean_spoof log2(1 + e^llr)) / 2``: 0 for perfect,
+    confident scores, 1 for a system that always outputs ``llr = 0``, above 1 when miscalibrated.
+
+    Args:
+        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
+        llr: shape ``(n,)``, natural-log likelihood ratios of bona fide against spoof.
+    """
+    y, lr = validate_scores(labels, llr)
+    bona = np.logaddexp(0.0, -lr[y == 1]).mean()
+    spoof = np.logaddexp(0.0, lr[y == 0]).mean()
+    return float((bona + spoof) / (2.0 * np.log(2.0)))
+
+
+def min_cllr(labels: ArrayLike, scores: ArrayLike) -> float:
+    """The Cllr after the best monotone recalibration (pool-adjacent-violators), in bits.
+
+    It measures discrimination alone: ``cllr(labels, llr) >= min_cllr(labels, scores)`` for any
+    monotone map from scores to ``llr``; 0 for separable scores, 1 when scores carry no
+    information (e.g. all equal).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    y, s = validate_scores(labels, scores)
+    posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(s, y)
+    prior_log_odds = np.log(np.sum(y == 1) / np.sum(y == 0))
+    with np.errstate(divide="ignore"):  # posteriors of 0 or 1 give infinite LLRs, which cost 0 bits here
+        llr = np.log(posterior) - np.log1p(-posterior) - prior_log_odds
+    bona = np.logaddexp(0.0, -llr[y == 1]).mean()
+    spoof = np.logaddexp(0.0, llr[y == 0]).mean()
+    return float((bona + spoof) / (2.0 * np.log(2.0)))
+
+
+ASVSPOOF2019_TDCF_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,
+                           "c_miss_asv": 1.0, "c_fa_asv": 10.0, "c_miss_cm": 1.0, "c_fa_cm": 10.0}
+"""Priors and costs of the ASVspoof 2019 evaluation plan (Table 4)."""
+
+
+def min_tdcf(labels: ArrayLike, scores: ArrayLike, *, asv_target: ArrayLike, asv_nontarget: ArrayLike,
+             asv_spoof: ArrayLike, costs: dict[str, float] | None = None) -> float:
+    """Normalised minimum tandem detection cost function (ASVspoof 2019 evaluation plan).
+
+    The ASV system runs at its own EER threshold (target against non-target trials). With its
+    miss rate ``P_miss_asv``, false-alarm rate ``P_fa_asv`` and the share of spoofs it misses
+    ``P_miss_spoof_asv``::
+
+        C1 = p_target (c_miss_cm - c_miss_asv P_miss_asv) - p_nontarget c_fa_asv P_fa_asv
+        C2 = c_fa_cm p_spoof (1 - P_miss_spoof_asv)
+        t-DCF(t) = (C1 P_miss_cm(t) + C2 P_fa_cm(t)) / min(C1, C2)
+
+    where ``P_miss_cm`` is the countermeasure's bona fide rejection rate and ``P_fa_cm`` its spoof
+    acceptance rate at threshold ``t``. Returns the minimum over ``t``: 0 is perfect, 1 is no
+    better than a countermeasure that accepts or rejects everything.
+
+    Args:
+        labels, scores: the countermeasure's labels (1 = bona fide) and scores, shape ``(n,)``.
+        asv_target, asv_nontarget, asv_spoof: ASV scores of target, non-target and spoofed trials.
+        costs: keys of :data:`ASVSPOOF2019_TDCF_COSTS`; the default is that table.
+
+    Raises:
+        ValueError: invalid scores, an empty ASV score set, or costs that make C1 or C2 <= 0.
+    """
+    c = dict(ASVSPOOF2019_TDCF_COSTS if costs is None else costs)
+    tar, non, spf = (np.asarray(a, dtype=np.float64) for a in (asv_target, asv_nontarget, asv_spoof))
+    for name, arr in (("asv_target", tar), ("asv_nontarget", non), ("asv_spoof", spf)):
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be a non-empty 1-D array of finite scores, got shape {arr.shape}")
+    asv_threshold = compute_eer(np.r_[np.ones(tar.size), np.zeros(non.size)], np.r_[tar, non])[1]
+    p_miss_asv = float(np.mean(tar < asv_threshold))
+    p_fa_asv = float(np.mean(non >= asv_threshold))
+    p_miss_spoof_asv = float(np.mean(spf < asv_threshold))
+    c1 = c["p_target"] * (c["c_miss_cm"] - c["c_miss_asv"] * p_miss_asv) - c["p_nontarget"] * c["c_fa_asv"] * p_fa_asv
+    c2 = c["c_fa_cm"] * c["p_spoof"] * (1.0 - p_miss_spoof_asv)
+    if c1 <= 0 or c2 <= 0:
+        raise ValueError(f"t-DCF is undefined for these ASV scores and costs: C1 = {c1:.4g}, C2 = {c2:.4g}")
+    frr, far, _ = det_curve(labels, scores)
+    return float(np.min(c1 * frr + c2 * far) / min(c1, c2))
 
 
 def _ratio(num: int, den: int) -> float:
@@ -127,6 +250,20 @@ def _ratio(num: int, den: int) -> float:
 def _f1(precision: float, recall: float) -> float:
     total = precision + recall
     return 2.0 * precision * recall / total if total > 0 else 0.0
+
+
+def _group_eers(y: np.ndarray, s: np.ndarray, groups: ArrayLike, *, name: str) -> dict[str, float]:
+    """EER of every group that holds both classes (groups: one id per row, e.g. the source)."""
+    g = np.asarray(groups, dtype=object)
+    if g.ndim != 1 or g.shape[0] != y.shape[0]:
+        raise ValueError(f"{name} must be 1-D with {y.shape[0]} entries, got shape {g.shape}")
+    g = np.array([str(v) for v in g], dtype=object)
+    out: dict[str, float] = {}
+    for group in sorted(set(g.tolist())):
+        rows = g == group
+        if 0 < int(np.sum(y[rows])) < int(np.sum(rows)):
+            out[group] = compute_eer(y[rows], s[rows])[0]
+    return out
 
 
 def _per_attack_eer(y: np.ndarray, s: np.ndarray, attacks: ArrayLike) -> dict[str, float]:
@@ -144,66 +281,27 @@ def _per_attack_eer(y: np.ndarray, s: np.ndarray, attacks: ArrayLike) -> dict[st
     return out
 
 
-def metric_block(
-    labels: ArrayLike,
-    scores: ArrayLike,
-    *,
-    threshold: float | None = None,
-    attacks: ArrayLike | None = None,
-) -> dict[str, Any]:
-    """All headline metrics of one score set as a JSON-serialisable dict.
+def decision_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy, precision/recall/F1 of both classes, error rates and confusion at one threshold.
 
-    Decisions: a clip is predicted spoof when ``score < threshold``. The confusion counts and
-    ``precision``/``recall``/``f1`` use **spoof as the positive class**:
-
-    * ``tp``: spoof predicted spoof;  ``fn``: spoof predicted bona fide (false acceptance);
-    * ``tn``: bona fide predicted bona fide;  ``fp``: bona fide predicted spoof (false rejection).
-
-    ``*_bonafide`` are the same metrics with bona fide as positive. ``roc_auc`` uses bona fide as
-    positive (higher scores = more bona fide). ``far``/``frr`` are the error rates at
-    ``threshold``. Every ratio with a zero denominator is 0.0.
-
-    Args:
-        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
-        scores: shape ``(n,)``, finite, higher = more bona fide.
-        threshold: decision threshold in score units; ``None`` uses the EER threshold.
-        attacks: optional shape ``(n,)`` attack ids (``"-"`` for bona fide). When given,
-            ``per_attack_eer`` maps each spoof attack id to the EER of all bona fide rows vs
-            that attack's spoof rows.
-
-    Returns:
-        Dict of plain Python floats/ints (and a nested dict for ``confusion`` and
-        ``per_attack_eer``); all rates are fractions in [0, 1].
-
-    Raises:
-        ValueError: invalid labels/scores, a non-finite threshold, or attacks of the wrong shape.
+    A clip is predicted spoof when ``score < threshold``. ``precision``/``recall``/``f1`` take
+    **spoof as the positive class**; ``*_bonafide`` take bona fide. Confusion counts:
+    ``tp`` spoof predicted spoof, ``fn`` spoof predicted bona fide (a false acceptance), ``tn``
+    bona fide predicted bona fide, ``fp`` bona fide predicted spoof (a false rejection).
+    ``far``/``frr`` are the error rates. Every ratio with a zero denominator is 0.0.
     """
-    y, s = validate_scores(labels, scores)
-    eer, eer_thr = compute_eer(y, s)
-    if threshold is None:
-        thr = eer_thr
-    else:
-        thr = float(threshold)
-        if not np.isfinite(thr):
-            raise ValueError(f"threshold must be finite, got {threshold!r}")
-
+    thr = float(threshold)
+    if not np.isfinite(thr):
+        raise ValueError(f"threshold must be finite, got {threshold!r}")
     pred_spoof = s < thr
     is_spoof = y == 0
     tp = int(np.sum(is_spoof & pred_spoof))
     fn = int(np.sum(is_spoof & ~pred_spoof))
     fp = int(np.sum(~is_spoof & pred_spoof))
     tn = int(np.sum(~is_spoof & ~pred_spoof))
-    n_spoof = tp + fn
-    n_bona = tn + fp
-
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, n_spoof)
-    precision_bona = _ratio(tn, tn + fn)
-    recall_bona = _ratio(tn, n_bona)
-
-    block: dict[str, Any] = {
-        "eer": eer,
-        "eer_threshold": eer_thr,
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    precision_bona, recall_bona = _ratio(tn, tn + fn), _ratio(tn, tn + fp)
+    return {
         "threshold": thr,
         "accuracy": _ratio(tp + tn, y.size),
         "balanced_accuracy": (recall + recall_bona) / 2.0,
@@ -213,13 +311,71 @@ def metric_block(
         "precision_bonafide": precision_bona,
         "recall_bonafide": recall_bona,
         "f1_bonafide": _f1(precision_bona, recall_bona),
-        "far": _ratio(fn, n_spoof),
-        "frr": _ratio(fp, n_bona),
-        "roc_auc": float(roc_auc_score(y, s)),
-        "n_bonafide": n_bona,
-        "n_spoof": n_spoof,
+        "far": _ratio(fn, tp + fn),
+        "frr": _ratio(fp, tn + fp),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }
+
+
+def metric_block(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    threshold: float | None = None,
+    attacks: ArrayLike | None = None,
+    sources: ArrayLike | None = None,
+    llr: ArrayLike | None = None,
+    bootstrap: int = 0,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    asv: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """All metrics of one score set as a JSON-serialisable dict.
+
+    Top level, at ``threshold`` (the dev-set threshold, as a deployment would use): the keys of
+    :func:`decision_metrics`. ``at_eer_threshold`` holds the same keys at the set's own EER
+    threshold. Threshold-free: ``eer``, ``eer_threshold``, ``roc_auc`` (bona fide positive, so it
+    agrees with the score direction) and ``min_cllr``.
+
+    Args:
+        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
+        scores: shape ``(n,)``, finite, higher = more bona fide.
+        threshold: decision threshold in score units; ``None`` uses the EER threshold.
+        attacks: optional ``(n,)`` attack ids (``"-"`` for bona fide): ``per_attack_eer`` maps each
+            spoof attack to the EER of all bona fide rows against that attack's spoofs.
+        sources: optional ``(n,)`` source names: ``per_source_eer`` for every source that holds
+            both classes, and ``mean_source_eer``, their average, when there are several.
+        llr: optional ``(n,)`` calibrated log-likelihood ratios: adds ``cllr``.
+        bootstrap: replicates for ``eer_ci`` (``[low, high]`` at ``ci_level``); 0 leaves it out.
+        seed: seeds the bootstrap.
+        asv: optional ASV scores ``{"target", "nontarget", "spoof"}``: adds ``min_tdcf``.
+
+    Returns:
+        Dict of plain Python floats/ints and nested dicts; all rates are fractions in [0, 1].
+
+    Raises:
+        ValueError: invalid labels/scores, a non-finite threshold, or side inputs of the wrong shape.
+    """
+    y, s = validate_scores(labels, scores)
+    eer, eer_thr = compute_eer(y, s)
+    block: dict[str, Any] = {"eer": eer, "eer_threshold": eer_thr}
+    if bootstrap:
+        block["eer_ci"] = list(bootstrap_eer_ci(y, s, n_boot=bootstrap, level=ci_level, seed=seed))
+        block["eer_ci_level"] = ci_level
+    block.update(decision_metrics(y, s, eer_thr if threshold is None else threshold))
+    block["at_eer_threshold"] = decision_metrics(y, s, eer_thr)
+    block.update({"roc_auc": float(roc_auc_score(y, s)), "min_cllr": min_cllr(y, s),
+                  "n_bonafide": int(np.sum(y == 1)), "n_spoof": int(np.sum(y == 0))})
+    if llr is not None:
+        block["cllr"] = cllr(y, llr)
+    if asv is not None:
+        block["min_tdcf"] = min_tdcf(y, s, asv_target=asv["target"], asv_nontarget=asv["nontarget"],
+                                     asv_spoof=asv["spoof"])
     if attacks is not None:
         block["per_attack_eer"] = _per_attack_eer(y, s, attacks)
+    if sources is not None:
+        per_source = _group_eers(y, s, sources, name="sources")
+        block["per_source_eer"] = per_source
+        if len(per_source) > 1:
+            block["mean_source_eer"] = float(np.mean(list(per_source.values())))
     return block

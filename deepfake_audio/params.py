@@ -17,6 +17,7 @@ import yaml
 
 from deepfake_audio.augment import AugmentConfig
 from deepfake_audio.errors import ParamError
+from deepfake_audio.gate import GateParams
 
 T = TypeVar("T")
 
@@ -456,6 +457,21 @@ class XGBoostParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    """``evaluate``: how each scored set is summarised."""
+
+    bootstrap: int = 1000  # replicates of the stratified bootstrap behind eer_ci (0: no interval)
+    ci_level: float = 0.95
+    seed: int = 0
+
+    def validate(self, prefix: str) -> None:
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            raise ParamError(f"{prefix}.bootstrap", self.bootstrap, "0 (off) or >= 2 replicates")
+        if not 0 < self.ci_level < 1:
+            raise ParamError(f"{prefix}.ci_level", self.ci_level, "a fraction in (0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """The whole of ``params.yaml``."""
 
@@ -466,6 +482,8 @@ class Params:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     xgboost: XGBoostParams = dataclasses.field(default_factory=XGBoostParams)
+    evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
+    gate: GateParams = dataclasses.field(default_factory=GateParams)
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -16,6 +16,7 @@ matplotlib's defaults and no software/date metadata is written. Files are writte
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,7 +26,10 @@ import matplotlib as mpl
 import matplotlib.style
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, PercentFormatter
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -38,9 +42,11 @@ __all__ = [
     "confusion_table",
     "det_table",
     "roc_table",
+    "save_attack_eer_png",
     "save_comparison_png",
     "save_confusion_png",
     "save_det_png",
+    "save_models_roc_det_png",
     "save_roc_png",
     "save_score_hist_png",
 ]
@@ -227,6 +233,58 @@ def _check_curves(curves: Curves) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(str(name), *validate_scores(lab, sc)) for name, (lab, sc) in curves.items()]
 
 
+def _draw_roc(ax: Axes, checked: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """ROC lines (labelled with AUC and EER), the chance diagonal, limits and axis labels."""
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="chance")
+    for k, (name, y, s) in enumerate(checked):
+        fpr, tpr, _ = roc_curve(y, s, pos_label=1)
+        auc = roc_auc_score(y, s)
+        eer, _ = compute_eer(y, s)
+        ax.plot(fpr, tpr, color=f"C{k % 10}", linewidth=1.5,
+                label=f"{name} (AUC {auc:.3f}, EER {eer:.2%})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (spoof accepted as bona fide)")
+    ax.set_ylabel("True positive rate (bona fide accepted)")
+
+
+def _draw_det(ax: Axes, checked: list[tuple[str, np.ndarray, np.ndarray]]) -> list[Line2D]:
+    """DET lines (labelled with EER) on normal-deviate axes, EER points, FAR = FRR diagonal.
+
+    Returns:
+        The curve of each score set, in order (for a legend without the diagonal or markers).
+    """
+    lo, hi = norm.ppf(DET_LIMITS)
+    # Zero rates go far outside the axes so the line runs off the edge instead of stopping short.
+    eps = 1e-9
+    ax.plot([lo, hi], [lo, hi], color="0.6", linestyle="--", linewidth=1, label="FAR = FRR")
+    lines = []
+    for k, (name, y, s) in enumerate(checked):
+        frr, far, _ = det_curve(y, s)
+        eer, _ = compute_eer(y, s)
+        colour = f"C{k % 10}"  # explicit, so a model has the same colour in every panel
+        (line,) = ax.plot(_probit(far, eps), _probit(frr, eps), color=colour, linewidth=1.5,
+                          label=f"{name} (EER {eer:.2%})")
+        lines.append(line)
+        ax.plot(
+            _probit(np.array([eer]), eps), _probit(np.array([eer]), eps), marker="o",
+            markersize=6, markerfacecolor="white", markeredgewidth=1.5,
+            color=colour, linestyle="none", clip_on=True,
+        )
+    ticks = norm.ppf(np.asarray(DET_TICKS_PERCENT) / 100.0)
+    labels = [f"{t:g}" for t in DET_TICKS_PERCENT]
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_ticklabels(labels)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False acceptance rate: spoof accepted (%)")
+    ax.set_ylabel("False rejection rate: bona fide rejected (%)")
+    return lines
+
+
 def save_roc_png(path: str | os.PathLike[str], curves: Curves, *, title: str) -> None:
     """ROC curves (bona fide positive) of one or more score sets, AUC and EER in the legend.
 
@@ -239,17 +297,7 @@ def save_roc_png(path: str | os.PathLike[str], curves: Curves, *, title: str) ->
     with _style():
         fig = Figure(figsize=(5.5, 5.0))
         ax = fig.add_subplot()
-        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="chance")
-        for name, y, s in checked:
-            fpr, tpr, _ = roc_curve(y, s, pos_label=1)
-            auc = roc_auc_score(y, s)
-            eer, _ = compute_eer(y, s)
-            ax.plot(fpr, tpr, linewidth=1.5, label=f"{name} (AUC {auc:.3f}, EER {eer:.2%})")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_aspect("equal")
-        ax.set_xlabel("False positive rate (spoof accepted as bona fide)")
-        ax.set_ylabel("True positive rate (bona fide accepted)")
+        _draw_roc(ax, checked)
         ax.set_title(title)
         ax.legend(loc="lower right")
         _save(fig, path)
@@ -264,38 +312,42 @@ def save_det_png(path: str | os.PathLike[str], curves: Curves, *, title: str) ->
         title: figure title.
     """
     checked = _check_curves(curves)
-    lo, hi = norm.ppf(DET_LIMITS)
-    # Zero rates go far outside the axes so the line runs off the edge instead of stopping short.
-    eps = 1e-9
     with _style():
         fig = Figure(figsize=(5.5, 5.0))
         ax = fig.add_subplot()
-        ax.plot([lo, hi], [lo, hi], color="0.6", linestyle="--", linewidth=1, label="FAR = FRR")
-        for name, y, s in checked:
-            frr, far, _ = det_curve(y, s)
-            eer, _ = compute_eer(y, s)
-            (line,) = ax.plot(
-                _probit(far, eps), _probit(frr, eps), linewidth=1.5,
-                label=f"{name} (EER {eer:.2%})",
-            )
-            ax.plot(
-                _probit(np.array([eer]), eps), _probit(np.array([eer]), eps), marker="o",
-                markersize=6, markerfacecolor="white", markeredgewidth=1.5,
-                color=line.get_color(), linestyle="none", clip_on=True,
-            )
-        ticks = norm.ppf(np.asarray(DET_TICKS_PERCENT) / 100.0)
-        labels = [f"{t:g}" for t in DET_TICKS_PERCENT]
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(FixedLocator(ticks))
-            axis.set_ticklabels(labels)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal")
-        ax.set_xlabel("False acceptance rate: spoof accepted (%)")
-        ax.set_ylabel("False rejection rate: bona fide rejected (%)")
+        _draw_det(ax, checked)
         ax.set_title(title)
         # No fixed corner is free for every detector; "best" is deterministic.
         ax.legend(loc="best")
+        _save(fig, path)
+
+
+def save_models_roc_det_png(path: str | os.PathLike[str], curves: Curves, *, title: str) -> None:
+    """ROC (left) and DET (right) of several models in one figure, one shared legend below.
+
+    Each model keeps its colour in both panels; the legend gives its EER. The panels are drawn
+    exactly as by :func:`save_roc_png` and :func:`save_det_png`.
+
+    Args:
+        path: output PNG file; parent folders are created.
+        curves: ``{model: (labels, scores)}``, each of shape ``(n_i,)``; drawn in dict order.
+        title: figure title.
+
+    Raises:
+        ValueError: ``curves`` is empty or any score set is invalid (see
+            :func:`deepfake_audio.metrics.validate_scores`).
+    """
+    checked = _check_curves(curves)
+    with _style():
+        fig = Figure(figsize=(11.0, 5.6), layout="constrained")
+        ax_roc, ax_det = fig.subplots(1, 2)
+        _draw_roc(ax_roc, checked)
+        handles = _draw_det(ax_det, checked)
+        ax_roc.set_title("ROC")
+        ax_det.set_title("DET")
+        fig.suptitle(title)
+        # The DET lines carry "name (EER x%)"; the diagonals explain themselves and stay out.
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
         _save(fig, path)
 
 
@@ -467,4 +519,106 @@ def save_comparison_png(
         ax.set_ylabel(metric)
         ax.set_title(title if title is not None else f"{metric} by model and evaluation set")
         ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _save(fig, path)
+
+
+def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders digit runs by value: ``A2 < A10``, case-insensitive otherwise."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part)
+        for part in re.split(r"(\d+)", text.casefold())
+        if part
+    )
+
+
+def _check_rate(where: str, value: float) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be an EER fraction in [0, 1], got {value!r}") from None
+    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+        raise ValueError(f"{where} must be an EER fraction in [0, 1], got {value!r}")
+    return rate
+
+
+def save_attack_eer_png(
+    path: str | os.PathLike[str],
+    per_attack: Mapping[str, Mapping[str, float]],
+    *,
+    title: str,
+    pooled: Mapping[str, float] | None = None,
+) -> None:
+    """Horizontal bar chart of EER per attack, one bar colour per set, value at each bar end.
+
+    Attacks run top to bottom in natural order (``A2`` before ``A10``) over the union of all
+    sets; a set without some attack simply has no bar there, and the bars present in a row are
+    centred on it. The figure grows in height with the number of attacks.
+
+    Args:
+        path: output PNG file; parent folders are created.
+        per_attack: ``{set_name: {attack_id: eer}}`` with EERs as fractions in [0, 1]; sets
+            are drawn (and coloured) in dict order.
+        title: figure title.
+        pooled: optional ``{set_name: eer}``, the pooled EER of a set over all its attacks,
+            drawn as a dashed vertical line in the set's colour.
+
+    Raises:
+        ValueError: ``per_attack`` is empty, a set has no attacks, an EER is not a fraction in
+            [0, 1], or ``pooled`` names a set missing from ``per_attack``.
+    """
+    if not per_attack:
+        raise ValueError("per_attack is empty: need at least one set -> {attack_id: eer}")
+    rates: dict[str, dict[str, float]] = {}
+    for set_name, attacks in per_attack.items():
+        if not attacks:
+            raise ValueError(f"per_attack[{set_name!r}] has no attacks")
+        rates[str(set_name)] = {
+            str(a): _check_rate(f"per_attack[{set_name!r}][{a!r}]", v) for a, v in attacks.items()
+        }
+    pooled_rates: dict[str, float] = {}
+    for set_name, value in (pooled or {}).items():
+        if str(set_name) not in rates:
+            raise ValueError(f"pooled names set {set_name!r}, not in per_attack {list(rates)}")
+        pooled_rates[str(set_name)] = _check_rate(f"pooled[{set_name!r}]", value)
+
+    sets = list(rates)
+    attacks = sorted({a for r in rates.values() for a in r}, key=_natural_key)
+    rows = {a: [name for name in sets if a in rates[name]] for a in attacks}
+    # Sets with disjoint attacks (test vs a benchmark) share no row, so each bar gets full height.
+    per_row = max(len(present) for present in rows.values())
+    bar_h = 0.8 / per_row
+    top = 100.0 * max([max(r.values()) for r in rates.values()] + list(pooled_rates.values()))
+    with _style():
+        # One row per attack, each as tall as its bars need; a little extra for title and axis.
+        fig = Figure(figsize=(7.0, 1.3 + len(attacks) * (0.1 + 0.22 * per_row)))
+        ax = fig.add_subplot()
+        colours = {name: f"C{k % 10}" for k, name in enumerate(sets)}
+        for row, (attack, present) in enumerate(rows.items()):
+            for k, name in enumerate(present):
+                value = 100.0 * rates[name][attack]
+                y = row + bar_h * (k - (len(present) - 1) / 2)
+                bars = ax.barh(y, value, height=bar_h * 0.9, color=colours[name])
+                # The white box keeps a pooled line crossing the label from striking it through.
+                ax.bar_label(bars, labels=[f"{value:.2f}"], padding=2, fontsize=7,
+                             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
+        for name, value in pooled_rates.items():
+            # Only across the rows of the set's own attacks, so it cannot be read as another's.
+            own = [row for row, present in enumerate(rows.values()) if name in present]
+            ax.vlines(100.0 * value, min(own) - 0.5, max(own) + 0.5, color=colours[name],
+                      linestyle="--", linewidth=1.2, zorder=1.5)
+        ax.set_yticks(np.arange(len(attacks)), attacks)
+        ax.set_ylim(len(attacks) - 0.5, -0.5)  # first attack on top
+        # Headroom for the value labels; an all-zero chart still gets an axis.
+        ax.set_xlim(0.0, top * 1.15 if top > 0 else 1.0)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("EER (%)")
+        ax.set_ylabel("Attack")
+        ax.set_title(title)
+        handles = [Patch(color=colours[name], label=name) for name in sets]
+        handles += [
+            Line2D([], [], color=colours[name], linestyle="--", label=f"{name} pooled ({v:.2%})")
+            for name, v in pooled_rates.items()
+        ]
+        if len(sets) > 1 or pooled_rates:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         _save(fig, path)

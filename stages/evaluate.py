@@ -1,8 +1,11 @@
 """Stage ``evaluate@<model>``: score ``test`` and every eval set; write metrics and plots.
 
-Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/``.
-Writes: ``<scores>`` (data/scores/<model>.parquet), ``<metrics>`` (metrics/<model>.json: one block
-per set, at the dev-set threshold), ``<plots>/`` (roc/det/confusion CSV for DVC, PNG figures).
+Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/``, and ``<raw>/`` for the
+ASV scores of corpora that ship them (t-DCF).
+Writes: ``<scores>`` (data/scores/<model>.parquet: raw score and calibrated LLR per clip),
+``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold),
+``<plots>/`` (roc/det/confusion CSV for DVC, PNG figures).
+Params: ``evaluate`` (bootstrap replicates of the EER interval).
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ def body(args: argparse.Namespace, params) -> str:
                        utterances_path=args.scaled / "utterances.parquet", splits=splits,
                        groups=bundle.frame_groups)
     scores = score_splits(bundle, data)
+    if "partition" in manifest.columns:
+        scores["partition"] = scores["utt_id"].map(manifest.set_index("utt_id")["partition"]).fillna("").astype(str)
     write_frame(args.scores, scores)
     threshold = float(bundle.config["threshold"])  # the dev-set EER threshold
-    metrics = metrics_from_scores(scores, threshold=threshold)
+    metrics = metrics_from_scores(scores, threshold=threshold, params=params.evaluate, raw_dir=args.raw)
     write_json(args.metrics, metrics)
-    write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots)
+    write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots, metrics=metrics)
     return "; ".join(f"{k}: EER {100 * v['eer']:.2f}% on {v['n_bonafide']}+{v['n_spoof']}" if "eer" in v
                      else f"{k}: {v['error']}" for k, v in metrics.items())
 
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--scaled", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, default=None, help="data/raw: ASV scores of corpora that ship them")
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)

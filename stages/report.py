@@ -1,13 +1,16 @@
 """Stage ``report``: one comparison table and figure across models.
 
-Reads: ``<metrics_dir>/<model>.json`` for every model in ``train.models``.
-Writes: ``<summary>`` (metrics/summary.json), ``<figure>`` (plots/report/comparison.png) and
-``<markdown>`` (reports/summary.md).
+Reads: ``<metrics_dir>/<model>.json`` and ``<scores_dir>/<model>.parquet`` for every model in
+``train.models``.
+Writes: ``<summary>`` (metrics/summary.json), ``<figures>/`` (plots/report: the EER comparison and
+one ROC/DET figure per scored set, every model on it) and ``<markdown>`` (reports/summary.md).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import pandas as pd
 
 from deepfake_audio.evaluation import write_report
 from deepfake_audio.io import read_json
@@ -15,13 +18,16 @@ from deepfake_audio.stage import run_stage
 
 
 def body(args: argparse.Namespace, params) -> str:
-    metrics = {}
+    metrics, scores = {}, {}
     for model in params.train.models:
-        path = args.metrics_dir / f"{model}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run `dvc repro evaluate@{model}` first")
+        path, score_path = args.metrics_dir / f"{model}.json", args.scores_dir / f"{model}.parquet"
+        for needed in (path, score_path):
+            if not needed.is_file():
+                raise FileNotFoundError(f"{needed} is missing: run `dvc repro evaluate@{model}` first")
         metrics[model] = read_json(path)
-    summary = write_report(metrics, summary_path=args.summary, figure_path=args.figure, markdown_path=args.markdown)
+        scores[model] = pd.read_parquet(score_path, columns=["split", "label", "score"])
+    summary = write_report(metrics, summary_path=args.summary, figure_dir=args.figures, markdown_path=args.markdown,
+                           scores_by_model=scores)
     best = summary["best_model_by_test_eer"]
     return f"{len(metrics)} models compared; best by test EER: {best}"
 
@@ -30,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics-dir", type=Path, required=True)
     parser.add_argument("--summary", type=Path, required=True)
-    parser.add_argument("--figure", type=Path, required=True)
+    parser.add_argument("--scores-dir", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, required=True)
     parser.add_argument("--markdown", type=Path, required=True)
     run_stage("report", parser, body, argv)
 

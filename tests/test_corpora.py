@@ -95,7 +95,19 @@ def make_la(base: Path) -> Path:
         for line in lines:
             seed += 1
             _clip(la / f"ASVspoof2019_LA_{partition}" / "flac" / f"{line.split()[1]}.flac", seed)
+    asv = la / "ASVspoof2019_LA_asv_scores"
+    asv.mkdir()
+    for partition, lines in LA_ASV_SCORES.items():
+        (asv / f"ASVspoof2019.LA.asv.{partition}.gi.trl.scores.txt").write_text("\n".join(lines) + "\n")
     return la
+
+
+# The organisers' ASV scores: "<bonafide|attack> <target|nontarget|spoof> <score>" per trial.
+LA_ASV_SCORES = {
+    "dev": ["bonafide target 2.5", "bonafide target 1.5", "bonafide nontarget -3.0", "A03 spoof 0.5"],
+    "eval": ["bonafide target 3.0", "bonafide target 1.0", "bonafide nontarget -1.0", "bonafide nontarget -2.0",
+             "A11 spoof -0.5", "A11 spoof 1.5", "A12 spoof 3.0", "A12 spoof 0.0"],
+}
 
 
 LA_ROWS = _expected([
@@ -705,3 +717,25 @@ def test_materialize_with_an_eval_only_corpus(corpora: dict[str, Corpus], tmp_pa
     assert np.allclose(manifest["duration_s"], CLIP_S) and (manifest["sample_rate"] == SR).all()
     for p in manifest["path"]:
         assert Path(p).is_file()
+
+
+def test_asvspoof2019_la_keeps_the_asv_scores_for_tdcf(corpora: dict[str, Corpus], tmp_path: Path) -> None:
+    from deepfake_audio.evaluation import asv_scores_for
+    from deepfake_audio.sources.corpora import ASV_SCORES
+
+    rows = _build({"kind": "asvspoof2019_la", "path": str(corpora["asvspoof2019_la"].extracted)}, tmp_path)
+    asv = pd.read_parquet(tmp_path / "out" / ASV_SCORES)
+    assert sorted(asv["partition"].unique()) == ["dev", "eval"]
+    assert asv[asv["partition"] == "eval"]["key"].value_counts().to_dict() == {"target": 2, "nontarget": 2, "spoof": 4}
+    # A set drawn from one partition of the source finds them; a mix of partitions does not.
+    scored = rows.assign(source="out")
+    found = asv_scores_for(scored[scored["partition"] == "eval"], tmp_path)
+    assert found is not None and sorted(found["spoof"].tolist()) == [-0.5, 0.0, 1.5, 3.0]
+    assert asv_scores_for(scored, tmp_path) is None
+
+
+def test_asvspoof2019_la_rejects_a_malformed_asv_score_file(tmp_path: Path) -> None:
+    la = make_la(tmp_path / "corpus")
+    (la / "ASVspoof2019_LA_asv_scores" / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt").write_text("A11 impostor 1.0\n")
+    with pytest.raises(ValueError, match="unknown trial keys"):
+        _build({"kind": "asvspoof2019_la", "path": str(la)}, tmp_path)

@@ -22,7 +22,8 @@ from tests.conftest import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("eer", "eer_threshold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
-            "n_bonafide", "n_spoof", "per_attack_eer")
+            "n_bonafide", "n_spoof", "per_attack_eer", "eer_ci", "at_eer_threshold", "per_source_eer", "cllr",
+            "min_cllr", "f1_bonafide", "confusion")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -99,6 +100,11 @@ def test_metrics_follow_the_binding_layout(repo: Path) -> None:
     split = json.loads((repo / "metrics" / "split.json").read_text())
     assert split["leakage"]["n_shared_speakers"] == 0 and split["leakage"]["n_shared_audio"] == 0
     assert split["splits"]["eval:heldout"]["n_clips"] == 12
+    for name in ("comparison.png", "roc_det_test.png", "roc_det_heldout.png"):
+        assert (repo / "plots" / "report" / name).stat().st_size > 0
+    assert (repo / "plots" / "cnn_lstm" / "attack_eer.png").stat().st_size > 0
+    report = (repo / "reports" / "summary.md").read_text()
+    assert "](../plots/report/roc_det_test.png)" in report and "| lcnn | heldout |" in report
 
 
 def test_eval_set_is_scored_and_never_trained_or_scaled_on(repo: Path) -> None:

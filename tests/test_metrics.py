@@ -251,3 +251,127 @@ def test_per_attack_eer_picks_the_right_rows() -> None:
 def test_per_attack_eer_rejects_wrong_length() -> None:
     with pytest.raises(ValueError, match="attacks"):
         metric_block([1, 0, 0], [0.9, 0.1, 0.2], attacks=["-", "A01"])
+
+
+# ---------------------------------------------------------------- sklearn det_curve, intervals, Cllr, t-DCF
+
+
+def test_eer_agrees_with_sklearn_det_curve() -> None:
+    from sklearn.metrics import det_curve as sk_det_curve
+
+    labels, scores = _gaussian(300, 500, 1.3, seed=5)
+    fpr, fnr, _ = sk_det_curve(labels, scores, pos_label=1)  # fpr: spoof accepted, fnr: bona fide rejected
+    i = int(np.argmin(np.abs(fnr - fpr)))
+    assert compute_eer(labels, scores)[0] == pytest.approx((fpr[i] + fnr[i]) / 2, abs=1.5 / 300)
+
+
+def test_bootstrap_interval_brackets_the_eer_and_is_seeded() -> None:
+    from deepfake_audio.metrics import bootstrap_eer_ci
+
+    labels, scores = _gaussian(200, 400, 1.0, seed=2)
+    eer = compute_eer(labels, scores)[0]
+    low, high = bootstrap_eer_ci(labels, scores, n_boot=300, seed=0)
+    assert 0.0 <= low < eer < high <= 1.0
+    assert bootstrap_eer_ci(labels, scores, n_boot=300, seed=0) == (low, high)
+    big_labels, big_scores = _gaussian(2000, 4000, 1.0, seed=2)
+    big_low, big_high = bootstrap_eer_ci(big_labels, big_scores, n_boot=300, seed=0)
+    assert big_high - big_low < (high - low) / 2  # ten times the data: about a third of the width
+    assert bootstrap_eer_ci([1, 1, 0, 0], [2.0, 3.0, 0.0, 1.0], n_boot=50) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_eer_ci(labels, scores, n_boot=1)
+
+
+def test_cllr_known_values() -> None:
+    from deepfake_audio.metrics import cllr
+
+    labels = np.array([1, 1, 0, 0])
+    assert cllr(labels, np.zeros(4)) == pytest.approx(1.0)  # "I don't know" costs exactly one bit
+    assert cllr(labels, np.array([30.0, 30.0, -30.0, -30.0])) < 1e-10
+    # Confidently wrong is worse than knowing nothing.
+    assert cllr(labels, np.array([-5.0, -5.0, 5.0, 5.0])) > 1.0
+    # One bona fide clip at llr = ln 3: log2(1 + 1/3); the rest are perfect.
+    got = cllr(labels, np.array([math.log(3.0), 50.0, -50.0, -50.0]))
+    assert got == pytest.approx(math.log2(4.0 / 3.0) / 4.0)
+
+
+def test_min_cllr_extremes_and_bound() -> None:
+    from deepfake_audio.metrics import cllr, min_cllr
+
+    assert min_cllr([1, 1, 0, 0], [3.0, 2.0, 1.0, 0.0]) == pytest.approx(0.0)
+    assert min_cllr([1, 1, 0, 0, 0], [0.5] * 5) == pytest.approx(1.0)
+    labels, scores = _gaussian(500, 500, 1.5, seed=9)
+    best = min_cllr(labels, scores)
+    assert 0.0 < best < 1.0
+    for slope, offset in ((1.5, 0.0), (0.5, 1.0), (3.0, -2.0)):  # any monotone calibration costs at least as much
+        assert cllr(labels, slope * scores + offset) >= best - 1e-12
+
+
+def test_calibration_recovers_the_true_likelihood_ratio() -> None:
+    from deepfake_audio.calibration import Calibration, fit_calibration
+
+    # bona fide ~ N(1, 1), spoof ~ N(-1, 1): the true llr is 2 * score, whatever the class balance.
+    rng = np.random.default_rng(0)
+    for n_bona, n_spoof in ((20000, 20000), (5000, 30000)):
+        scores = np.r_[rng.normal(1.0, 1.0, n_bona), rng.normal(-1.0, 1.0, n_spoof)]
+        labels = np.r_[np.ones(n_bona, int), np.zeros(n_spoof, int)]
+        cal = fit_calibration(labels, 10.0 * scores + 7.0)  # an arbitrary affine score scale
+        assert cal.slope * 10.0 == pytest.approx(2.0, abs=0.08)
+        assert cal.offset + cal.slope * 7.0 == pytest.approx(0.0, abs=0.06)  # llr 0 at score 0
+    cal = Calibration(slope=2.0, offset=0.0)
+    assert cal.prob_bonafide([0.0])[0] == pytest.approx(0.5)
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+
+
+def test_min_tdcf_hand_computed() -> None:
+    from deepfake_audio.metrics import min_tdcf
+
+    # ASV: targets {1, 2}, non-targets {-1, -2} -> EER threshold 1, no ASV errors; it misses
+    # the spoofs below 1: P_miss_spoof_asv = 2/4. C1 = 0.95 * 0.99 = 0.9405, C2 = 10 * 0.05 * 0.5 = 0.25.
+    # CM: bona fide {2, 0.5}, spoof {1, -1}. At t = 0.5 nothing bona fide is rejected and half the
+    # spoofs pass: (C1 * 0 + C2 * 0.5) / min(C1, C2) = 0.5, the minimum (t = -1 gives 1.0, t = 1 2.381).
+    got = min_tdcf([1, 1, 0, 0], [2.0, 0.5, 1.0, -1.0], asv_target=[1.0, 2.0], asv_nontarget=[-1.0, -2.0],
+                   asv_spoof=[-0.5, 1.5, 3.0, 0.0])
+    assert got == pytest.approx(0.5)
+
+
+def test_min_tdcf_matches_a_direct_evaluation_of_the_formula() -> None:
+    from deepfake_audio.metrics import ASVSPOOF2019_TDCF_COSTS as c, min_tdcf
+
+    rng = np.random.default_rng(4)
+    labels, scores = _gaussian(150, 350, 1.2, seed=4)
+    tar, non, spf = rng.normal(3, 1, 200), rng.normal(-1, 1, 400), rng.normal(1.5, 1.5, 300)
+    # The ASV threshold where its miss and false-alarm rates meet, found by a scan.
+    grid = np.sort(np.r_[tar, non])
+    asv_thr = grid[np.argmin([abs(np.mean(tar < t) - np.mean(non >= t)) for t in grid])]
+    pm, pf, pms = np.mean(tar < asv_thr), np.mean(non >= asv_thr), np.mean(spf < asv_thr)
+    c1 = c["p_target"] * (c["c_miss_cm"] - c["c_miss_asv"] * pm) - c["p_nontarget"] * c["c_fa_asv"] * pf
+    c2 = c["c_fa_cm"] * c["p_spoof"] * (1 - pms)
+    costs = [(c1 * np.mean(scores[labels == 1] < t) + c2 * np.mean(scores[labels == 0] >= t)) / min(c1, c2)
+             for t in np.r_[np.sort(scores), np.inf]]
+    got = min_tdcf(labels, scores, asv_target=tar, asv_nontarget=non, asv_spoof=spf)
+    assert got == pytest.approx(min(costs))
+    assert 0.0 < got < 1.0
+    with pytest.raises(ValueError, match="asv_spoof"):
+        min_tdcf(labels, scores, asv_target=tar, asv_nontarget=non, asv_spoof=[])
+
+
+def test_metric_block_reports_both_thresholds_sources_and_interval() -> None:
+    labels, scores = _gaussian(120, 240, 1.0, seed=1)
+    sources = np.where(np.arange(labels.size) % 3 == 0, "b", "a")
+    block = metric_block(labels, scores, threshold=0.9, sources=sources, llr=2 * scores, bootstrap=100)
+    assert block["threshold"] == 0.9 and block["at_eer_threshold"]["threshold"] == block["eer_threshold"]
+    at_eer = block["at_eer_threshold"]
+    assert at_eer["frr"] == pytest.approx(at_eer["far"], abs=0.02)  # the EER point: the two rates meet
+    assert block["frr"] > at_eer["frr"]  # a higher threshold rejects more bona fide clips
+    conf = block["confusion"]
+    assert conf["tp"] + conf["fn"] == 240 and conf["tn"] + conf["fp"] == 120
+    assert set(block["per_source_eer"]) == {"a", "b"}
+    assert block["mean_source_eer"] == pytest.approx(np.mean(list(block["per_source_eer"].values())))
+    for src in ("a", "b"):
+        rows = sources == src
+        assert block["per_source_eer"][src] == compute_eer(labels[rows], scores[rows])[0]
+    low, high = block["eer_ci"]
+    assert low <= block["eer"] <= high and block["eer_ci_level"] == 0.95
+    assert 0.0 < block["min_cllr"] <= block["cllr"]
+    assert "min_tdcf" not in block  # no ASV scores: absent, not made up
+    json.dumps(block)

@@ -136,6 +136,13 @@ PNG_WRITERS: dict[str, Callable[[Path], None]] = {
     ),
     "hist": lambda p: plots.save_score_hist_png(p, LABELS, SCORES, threshold=0.9, title="Scores"),
     "comparison": lambda p: plots.save_comparison_png(p, COMPARISON, metric="eer"),
+    "attack_eer": lambda p: plots.save_attack_eer_png(
+        p, {"test": {"A01": 0.02, "A10": 0.3}, "bench": {"vc:adain": 0.41}}, title="EER",
+        pooled={"test": 0.05},
+    ),
+    "roc_det": lambda p: plots.save_models_roc_det_png(
+        p, {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}, title="ROC/DET"
+    ),
 }
 
 
@@ -190,3 +197,176 @@ def test_png_input_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="repeated"):
         plots.save_comparison_png(tmp_path / "c.png", dup)
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+# ---------------------------------------------------------------- per-attack EER, ROC/DET panels
+
+
+def _image_hw(path: Path) -> tuple[int, int]:
+    import matplotlib.image
+
+    assert path.stat().st_size > 1000
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    return img.shape[0], img.shape[1]
+
+
+def _attacks(n: int, seed: int = 0) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    return {f"A{i:02d}": float(e) for i, e in enumerate(rng.uniform(0.0, 0.5, n), start=1)}
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Figures as handed to ``plots._save``, each kept as a list of its axes' contents."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    seen: list[list[dict]] = []
+    save = plots._save
+
+    def spy(fig: Figure, path: Path) -> None:
+        axes = []
+        for ax in fig.axes:
+            # The axes' own legend, else the figure's (shared by both ROC/DET panels).
+            legend = ax.get_legend() or (fig.legends[0] if fig.legends else None)
+            axes.append({
+                "title": ax.get_title(),
+                "x_span": (ax.get_position().x0, ax.get_position().x1),
+                "y_down": ax.yaxis_inverted(),
+                "xlabel": ax.get_xlabel(),
+                "yticks": [t.get_text() for t in ax.get_yticklabels()],
+                "xticks": [t.get_text() for t in ax.get_xticklabels()],
+                "bars": [(r.get_y() + r.get_height() / 2, r.get_width(), r.get_facecolor())
+                         for r in ax.patches if isinstance(r, Rectangle)],
+                "texts": [t.get_text() for t in ax.texts],
+                "vlines": len(ax.collections),
+                "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+                "suptitle": fig.get_suptitle(),
+            })
+        seen.append(axes)
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    return seen
+
+
+def test_attack_eer_png_draws_bars_in_natural_order(drawn: list, tmp_path: Path) -> None:
+    per_attack = {"test": {"A10": 0.25, "A2": 0.0, "A01": 0.031}, "bench": {"vc:adain": 0.5}}
+    plots.save_attack_eer_png(tmp_path / "a.png", per_attack, title="T",
+                              pooled={"test": 0.1})
+    (ax,) = drawn[0]
+    assert ax["yticks"] == ["A01", "A2", "A10", "vc:adain"]
+    assert ax["y_down"]  # read top to bottom
+    assert ax["xlabel"] == "EER (%)" and ax["title"] == "T"
+    # One bar per (set, attack) at its attack's row, length in percent, colour per set.
+    rows = sorted((round(y), w) for y, w, _ in ax["bars"])
+    assert rows == [(0, pytest.approx(3.1)), (1, 0.0), (2, 25.0), (3, 50.0)]
+    assert len({c for _, _, c in ax["bars"]}) == 2
+    assert {"3.10", "0.00", "25.00", "50.00"} <= set(ax["texts"])
+    assert ax["vlines"] == 1
+    assert ax["legend"] == ["test", "bench", "test pooled (10.00%)"]
+
+
+def test_attack_eer_png_single_set_has_no_legend(drawn: list, tmp_path: Path) -> None:
+    plots.save_attack_eer_png(tmp_path / "a.png", {"test": {"A01": 0.2}}, title="t")
+    (ax,) = drawn[0]
+    assert ax["legend"] == [] and ax["vlines"] == 0 and len(ax["bars"]) == 1
+
+
+def test_models_roc_det_png_panels_and_legend(drawn: list, tmp_path: Path) -> None:
+    curves = {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}
+    plots.save_models_roc_det_png(tmp_path / "rd.png", curves, title="All models")
+    roc, det = drawn[0]
+    assert (roc["title"], det["title"], roc["suptitle"]) == ("ROC", "DET", "All models")
+    assert roc["x_span"][1] < det["x_span"][0]  # side by side, ROC on the left
+    assert roc["xlabel"] == "False positive rate (spoof accepted as bona fide)"
+    assert det["xlabel"] == "False acceptance rate: spoof accepted (%)"
+    assert det["xticks"] == det["yticks"] == ["0.1", "0.5", "1", "2", "5", "10", "20", "40"]
+    eers = [compute_eer(y, s)[0] for y, s in curves.values()]
+    assert roc["legend"] == [f"lcnn (EER {eers[0]:.2%})", f"gmm (EER {eers[1]:.2%})"]
+
+
+def test_natural_key_orders_attack_ids() -> None:
+    ids = ["A10", "vc:adain", "A2", "tts:vits", "a1", "A01b", "A100"]
+    assert sorted(ids, key=plots._natural_key) == [
+        "a1", "A01b", "A2", "A10", "A100", "tts:vits", "vc:adain"
+    ]
+
+
+def test_attack_eer_png_height_grows_with_attacks(tmp_path: Path) -> None:
+    plots.save_attack_eer_png(tmp_path / "one.png", {"test": _attacks(1)}, title="t")
+    plots.save_attack_eer_png(
+        tmp_path / "many.png", {"test": _attacks(20), "eval": _attacks(20, seed=1)},
+        title="t", pooled={"test": 0.1, "eval": 0.2},
+    )
+    h1, w1 = _image_hw(tmp_path / "one.png")
+    h20, w20 = _image_hw(tmp_path / "many.png")
+    assert w1 > h1  # a single attack is a short, wide strip, not an empty tall canvas
+    assert h20 > 4 * h1
+    assert h20 > w20  # 20 attacks x 2 sets stand as tall rows, labels not squeezed
+
+
+def test_attack_eer_png_disjoint_sets_share_no_row(tmp_path: Path) -> None:
+    test = _attacks(9)
+    bench = {"vc:adain": 0.31, "tts:vits": 0.04, "vc:freevc": 0.19, "tts:xtts_v2": 0.45}
+    plots.save_attack_eer_png(tmp_path / "two.png", {"test": test, "bench": bench}, title="t")
+    plots.save_attack_eer_png(tmp_path / "one.png", {"all": {**test, **bench}}, title="t")
+    # 13 rows of one bar each in both: sets with different attacks do not leave empty slots.
+    assert _image_hw(tmp_path / "two.png")[0] == _image_hw(tmp_path / "one.png")[0]
+    # Sets with the same attacks do share rows, which then hold a bar per set.
+    plots.save_attack_eer_png(tmp_path / "same.png", {"a": test, "b": test}, title="t")
+    plots.save_attack_eer_png(tmp_path / "nine.png", {"a": test}, title="t")
+    assert _image_hw(tmp_path / "same.png")[0] > 1.25 * _image_hw(tmp_path / "nine.png")[0]
+
+
+@pytest.mark.parametrize(
+    ("per_attack", "pooled", "match"),
+    [
+        ({}, None, "per_attack is empty"),
+        ({"test": {}}, None, "no attacks"),
+        ({"test": {"A01": 1.5}}, None, r"per_attack\['test'\]\['A01'\].*1.5"),
+        ({"test": {"A01": float("nan")}}, None, "fraction"),
+        ({"test": {"A01": "high"}}, None, "fraction"),
+        ({"test": {"A01": 0.1}}, {"eval": 0.1}, "pooled names set 'eval'"),
+        ({"test": {"A01": 0.1}}, {"test": -0.1}, "pooled"),
+    ],
+)
+def test_attack_eer_png_input_errors(
+    per_attack: dict, pooled: dict | None, match: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        plots.save_attack_eer_png(tmp_path / "a.png", per_attack, title="t", pooled=pooled)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_models", [1, 3])
+def test_models_roc_det_png_two_panels(n_models: int, tmp_path: Path) -> None:
+    curves = {f"m{k}": _gaussian(150, 400, 0.5 + k, seed=k) for k in range(n_models)}
+    plots.save_models_roc_det_png(tmp_path / "rd.png", curves, title="t")
+    plots.save_roc_png(tmp_path / "roc.png", curves, title="t")
+    h, w = _image_hw(tmp_path / "rd.png")
+    h_roc, w_roc = _image_hw(tmp_path / "roc.png")
+    assert w > 1.6 * w_roc  # two square panels side by side
+    assert 0.9 * h_roc < h < 1.4 * h_roc
+
+
+def test_models_roc_det_png_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        plots.save_models_roc_det_png(tmp_path / "rd.png", {}, title="t")
+    one_class = ([1, 1, 1], [0.2, 0.5, 0.9])
+    with pytest.raises(ValueError, match="at least one bona fide and one spoof"):
+        plots.save_models_roc_det_png(
+            tmp_path / "rd.png", {"ok": (LABELS, SCORES), "bad": one_class}, title="t"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_more_curves_and_sets_than_colours(drawn: list, tmp_path: Path) -> None:
+    # Matplotlib has ten "Cn" colours; the eleventh model or set must reuse one, not fail.
+    y = np.array([1, 1, 0, 0])
+    curves = {f"m{k}": (y, np.array([k, 2.0, 1.0, 0.0])) for k in range(11)}
+    plots.save_models_roc_det_png(tmp_path / "rd.png", curves, title="t")
+    plots.save_attack_eer_png(tmp_path / "a.png", {f"s{k}": {"A01": 0.01 * k} for k in range(11)},
+                              title="t")
+    assert len(drawn[0][0]["legend"]) == 11 and len(drawn[1][0]["bars"]) == 11

@@ -65,6 +65,8 @@ class Corpus:
     files: tuple[RemoteFile, ...]
     partitions: tuple[str, ...]  # official partitions; () where the corpus has none
     marker: str  # a file or folder name that identifies the corpus root inside an extracted tree
+    # (root, partitions) -> ASV scores (partition, key, score) where the corpus ships them, for t-DCF
+    asv_scores: Callable[[Path, tuple[str, ...]], pd.DataFrame] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +272,12 @@ def _register(corpus: Corpus, options_type: type, reader: Callable[..., pd.DataF
         table = reader(root, partitions=partitions, options=options)
         rows = _rows_from_table(table, root=root, corpus=corpus, options=options)
         log.info("%s: %d clips from %s", corpus.kind, len(rows), root)
+        asv = corpus.asv_scores(root, partitions) if corpus.asv_scores else None
+        if asv is not None and not asv.empty:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            asv.to_parquet(out_dir / ASV_SCORES, index=False)
+            log.info("%s: %d ASV trial scores (%s) for t-DCF", corpus.kind, len(asv),
+                     ", ".join(sorted(asv["partition"].unique())))
         return rows
 
     build.__doc__ = f"{corpus.title}: read from its protocol files ({corpus.homepage})."
@@ -287,14 +295,6 @@ def _read_protocol(path: Path, *, n_columns: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- ASVspoof 2019 LA
 
-ASVSPOOF2019_LA = Corpus(
-    kind="asvspoof2019_la",
-    title="ASVspoof 2019 LA",
-    homepage="https://datashare.ed.ac.uk/handle/10283/3336",
-    files=(RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip"),),
-    partitions=PARTITIONS,
-    marker="ASVspoof2019_LA_cm_protocols",
-)
 
 _LA_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
                  "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
@@ -320,6 +320,49 @@ def read_asvspoof2019_la(root: Path, *, partitions: tuple[str, ...], options: Co
     return pd.concat(parts, ignore_index=True)
 
 
+ASV_SCORES = "asv_scores.parquet"
+"""Written beside a source's clips (``data/raw/<source>/``) when its corpus ships ASV scores."""
+
+ASV_KEYS = ("target", "nontarget", "spoof")
+
+
+def read_asvspoof2019_la_asv(root: Path, partitions: tuple[str, ...]) -> pd.DataFrame:
+    """The organisers' ASV scores: ``ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.<dev|eval>.gi.trl.scores.txt``.
+
+    Each line ends with ``<key> <score>``, key ``target``, ``nontarget`` or ``spoof`` (the
+    columns before it name the speaker or attack and are not needed). Returns columns
+    ``partition, key, score``; empty when the files are absent (t-DCF is then left out).
+    """
+    parts = []
+    for partition in (p for p in partitions if p in ("dev", "eval")):
+        path = root / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{partition}.gi.trl.scores.txt"
+        if not path.is_file():
+            log.info("no ASV scores at %s: min t-DCF is left out for %s", path, partition)
+            continue
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False, engine="python")
+        if table.shape[1] < 2:
+            raise ValueError(f"{path}: expected lines ending in '<key> <score>', found {table.shape[1]} column(s)")
+        keys = table.iloc[:, -2]
+        bad = sorted(set(keys) - set(ASV_KEYS))
+        if bad:
+            raise ValueError(f"{path}: unknown trial keys {bad[:5]}; expected {list(ASV_KEYS)}")
+        try:
+            scores = table.iloc[:, -1].astype(np.float64)
+        except ValueError as exc:
+            raise ValueError(f"{path}: the last column must be a numeric ASV score ({exc})") from None
+        parts.append(pd.DataFrame({"partition": partition, "key": keys.to_numpy(), "score": scores.to_numpy()}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["partition", "key", "score"])
+
+
+ASVSPOOF2019_LA = Corpus(
+    kind="asvspoof2019_la",
+    title="ASVspoof 2019 LA",
+    homepage="https://datashare.ed.ac.uk/handle/10283/3336",
+    files=(RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip"),),
+    partitions=PARTITIONS,
+    marker="ASVspoof2019_LA_cm_protocols",
+    asv_scores=read_asvspoof2019_la_asv,
+)
 _register(ASVSPOOF2019_LA, CorpusOptions, read_asvspoof2019_la)
 
 
