@@ -1,5 +1,7 @@
 # make repro: install what is missing, then run the whole DVC pipeline on the demo corpus.
 # make test:  install what is missing, then run the test suite.
+# make gate:  run the CI profile (every model, a smaller demo corpus) and fail on a metric that
+#             got worse than the committed ci/metrics allow (params.yaml `gate`).
 # Both work as the first command on a bare Debian machine (offline but for package registries).
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite \
                 ktuberling-data klettres-data pocketsphinx-testdata alsa-utils libsndfile1 git
 
-.PHONY: setup apt venv repro test clean-venv
+.PHONY: setup apt venv repro test gate clean-venv
 
 setup: apt venv
 
@@ -42,6 +44,10 @@ repro: setup
 test: setup
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+gate: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.ci_profile --out ci/metrics
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/deepfake-audio gate --targets ci/metrics/*.json
 
 clean-venv:
 	rm -rf $(VENV)

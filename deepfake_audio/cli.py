@@ -2,7 +2,8 @@
 
 ``predict`` scores audio files with a trained bundle, through the exact feature and scaler
 pipeline stored in the bundle. ``attacks`` lists the demo corpus's attacks and whether their
-engines are installed.
+engines are installed. ``gate`` fails when a metric got worse than at a git revision
+(:mod:`deepfake_audio.gate`).
 """
 from __future__ import annotations
 
@@ -107,6 +108,12 @@ def _cmd_attacks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from deepfake_audio.gate import run_gate
+
+    return run_gate(args.against, args.targets, args.params)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-audio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_predict)
     a = sub.add_parser("attacks", help="list the demo corpus's attacks and their engines")
     a.set_defaults(func=_cmd_attacks)
+    g = sub.add_parser("gate", help="exit 1 when a metric got worse than at a git revision (params.yaml: gate)")
+    g.add_argument("--against", default="HEAD", metavar="REV", help="git revision to compare with (default: HEAD)")
+    g.add_argument("--targets", nargs="+", metavar="PATH", help="metrics files (default: gate.targets, else all)")
+    g.add_argument("--params", type=Path, default=Path("params.yaml"), help="holds the gate section")
+    g.set_defaults(func=_cmd_gate)
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
     return args.func(args)
