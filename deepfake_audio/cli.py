@@ -1,102 +1,187 @@
 """The ``deepfake-audio`` command.
 
 ``predict`` scores audio files with a trained bundle, through the exact feature and scaler
-pipeline stored in the bundle. ``attacks`` lists the demo corpus's attacks and whether their
+pipeline stored in the bundle; ``stream`` scores raw PCM from stdin or a growing file window by
+window (:mod:`deepfake_audio.predict`). ``attacks`` lists the demo corpus's attacks and whether their
 engines are installed. ``gate`` fails when a metric got worse than at a git revision
 (:mod:`deepfake_audio.gate`).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 from deepfake_audio.logs import setup_logging
+from deepfake_audio.predict import Predictor, best_bundle, expand_paths
 
 log = logging.getLogger("deepfake_audio")
 
+PROGRESS_MIN_FILES = 10
+"""Fewer files than this get no progress bar."""
+
+__all__ = ["best_bundle", "expand_paths", "format_table", "main"]
 
 
-def best_bundle(models_dir: Path) -> Path:
-    """The bundle under ``models_dir`` with the lowest dev EER."""
-    candidates = []
-    for config in sorted(models_dir.glob("*/config.json")):
-        data = json.loads(config.read_text(encoding="utf-8"))
-        candidates.append((float(data["dev_eer"]), config.parent))
-    if not candidates:
-        raise FileNotFoundError(f"no trained model under {models_dir}: run `dvc repro` first, or pass --model DIR")
-    return min(candidates)[1]
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
 
 
-def expand_paths(paths: list[str]) -> list[Path]:
-    from deepfake_audio.sources.local import AUDIO_SUFFIXES
-
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_SUFFIXES))
-        else:
-            out.append(p)
-    return out
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
 
 
-def predict(paths: list[Path], bundle_dir: Path) -> list[dict]:
-    """Score files; a file that cannot be decoded gets ``error`` set and no score."""
-    from deepfake_audio.errors import AudioError
-    from deepfake_audio.features import FeatureExtractor
-    from deepfake_audio.params import AudioParams, FeatureParams, from_dict
-    from deepfake_audio.scaling import Scaler
-    from deepfake_audio.training import load_bundle
+def _usage_error(command: str, message: str) -> int:
+    print(f"deepfake-audio {command}: error: {message}", file=sys.stderr)
+    return 2
 
-    bundle = load_bundle(bundle_dir)
-    cfg = bundle.config
-    extractor = FeatureExtractor(from_dict(AudioParams, cfg["audio"], prefix="audio"),
-                                 from_dict(FeatureParams, cfg["features"], prefix="features"))
-    scaler = Scaler.from_json(cfg["scaler"]["frames" if bundle.kind.input == "frames" else "utterances"])
-    threshold = float(cfg["threshold"])
-    groups = bundle.frame_groups
-    rows = [i for i, g in enumerate(extractor.layout.frame_groups) if groups is None or g in groups]
-    out = []
-    for path in paths:
-        row = {"path": str(path), "score": None, "decision": None, "error": None}
-        try:
-            frames, utt = extractor.extract(extractor.load(path))
-        except AudioError as exc:
-            row["error"] = f"{exc.reason}: {exc}"
-            out.append(row)
+
+def _load_predictor(args: argparse.Namespace) -> tuple[Predictor | None, str | None]:
+    """The Predictor of ``--model``, else of the best bundle under ``--models-dir``; else ``None``
+    and what is wrong (a usage error)."""
+    try:
+        bundle_dir = args.model if args.model is not None else best_bundle(args.models_dir)
+        predictor = Predictor.load(bundle_dir)
+    except ValueError as exc:
+        return None, str(exc)
+    log.info("model: %s (%s), %g s windows at %d Hz", predictor.bundle_dir, predictor.model_name,
+             predictor.window_s, predictor.sample_rate)
+    return predictor, None
+
+
+PREDICT_COLUMNS = ["path", "score", "llr", "prob_bonafide", "decision", "duration_s", "error"]
+COLOURS = {"bonafide": "\033[32m", "spoof": "\033[31m", "error": "\033[33m"}
+RESET = "\033[0m"
+
+
+def _use_colour(stream: TextIO) -> bool:
+    """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
+    """Aligned columns for people: path, score, LLR, P(bona fide), decision, duration (and the
+    most spoof-like window); an unreadable file shows its error instead of scores."""
+    header = ["path", "score", "llr", "P(bonafide)", "decision", "duration_s"] + (["min_window_s"] if windowed else [])
+    body = []
+    for r in rows:
+        if r["error"] is not None:
+            body.append([r["path"], "", "", "", "error", "", *([""] if windowed else []), r["error"]])
             continue
-        x = (scaler.transform_frames(frames[None])[:, rows] if bundle.kind.input == "frames"
-             else scaler.transform_table(utt[None]))
-        score = float(bundle.score(x)[0])
-        row.update(score=score, decision="bonafide" if score >= threshold else "spoof")
-        out.append(row)
-    return out
+        cells = [r["path"], f"{r['score']:+.4f}", _fmt(r["llr"], "+.2f"), _fmt(r["prob_bonafide"], ".3f"),
+                 r["decision"], f"{r['duration_s']:.2f}"]
+        if windowed:
+            low = r["min_window"]
+            cells.append(f"{low['start_s']:.2f}-{low['end_s']:.2f}")
+        body.append(cells)
+    n = len(header)
+    widths = [max(len(c[i]) for c in [header, *body]) for i in range(n)]
+    right = {1, 2, 3, 5}
+    lines = []
+    for cells in [header, *body]:
+        parts = []
+        for i, text in enumerate(cells[:n]):
+            padded = text.rjust(widths[i]) if i in right else text.ljust(widths[i])
+            if colour and i == 4 and text in COLOURS:
+                padded = f"{COLOURS[text]}{padded}{RESET}"
+            parts.append(padded)
+        if len(cells) > n:  # the error message, unaligned at the end
+            parts.append(cells[n])
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, metavar="DIR",
+                        help="a bundle folder (default: the bundle under --models-dir with the lowest dev EER)")
+    parser.add_argument("--models-dir", type=Path, default=Path("data/models"), metavar="DIR")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    if args.hop_s is not None and args.window_s is None:
+        return _usage_error("predict", "--hop-s needs --window-s")
     paths = expand_paths(args.paths)
     if not paths:
-        print("predict: no audio files found", file=sys.stderr)
-        return 2
-    bundle_dir = args.model or best_bundle(args.models_dir)
-    log.info("model: %s", bundle_dir)
-    rows = predict(paths, bundle_dir)
+        return _usage_error("predict", f"no audio files found in {' '.join(args.paths)}")
+    predictor, problem = _load_predictor(args)
+    if predictor is None:
+        return _usage_error("predict", problem)
+    progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
+    rows = predictor.predict_files(paths, window_s=args.window_s, hop_s=args.hop_s, batch_size=args.batch_size,
+                                   progress=progress)
+    windowed = args.window_s is not None
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=["path", "score", "decision", "error"], lineterminator="\n")
+        columns = PREDICT_COLUMNS + (["min_window_start_s"] if windowed else [])
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
-    else:
-        width = max(len(r["path"]) for r in rows)
         for r in rows:
-            result = f"{r['score']:+8.3f}  {r['decision']}" if r["error"] is None else f"error: {r['error']}"
-            print(f"{r['path']:<{width}}  {result}")
-    return 1 if any(r["error"] for r in rows) else 0
+            low = r.get("min_window")
+            writer.writerow({**r, "min_window_start_s": None if low is None else low["start_s"]})
+    else:
+        print(format_table(rows, colour=_use_colour(sys.stdout), windowed=windowed))
+    n_failed = sum(r["error"] is not None for r in rows)
+    log.info("%d files scored, %d failed", len(rows) - n_failed, n_failed)
+    return 1 if n_failed else 0
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from deepfake_audio.errors import AudioError
+    from deepfake_audio.predict import pcm_chunks
+
+    if args.hop_s is not None and args.window_s is None:
+        return _usage_error("stream", "--hop-s needs --window-s")
+    if args.input is not None and not args.input.is_file():
+        return _usage_error("stream", f"--input {args.input}: no such file")
+    predictor, problem = _load_predictor(args)
+    if predictor is None:
+        return _usage_error("stream", problem)
+    sample_rate = args.sample_rate or predictor.sample_rate
+    t0 = time.perf_counter()
+    windows, audio_s = 0, 0.0
+    source = args.input.open("rb") if args.input is not None else sys.stdin.buffer
+    try:
+        chunks = pcm_chunks(source, sample_format=args.format, follow=args.input is not None, idle_s=args.idle_s)
+        for w in predictor.stream(chunks, sample_rate, window_s=args.window_s, hop_s=args.hop_s):
+            sys.stdout.write(json.dumps(dataclasses.asdict(w)) + "\n")
+            sys.stdout.flush()  # a reader sees each window as soon as it is scored
+            windows, audio_s = windows + 1, w.end_s
+    except AudioError as exc:
+        print(f"deepfake-audio stream: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # the usual way to end a live stream
+        return 130
+    finally:
+        if args.input is not None:
+            source.close()
+    log.info("stream: %d windows over %.1f s of audio in %.1f s", windows, audio_s, time.perf_counter() - t0)
+    return 0
 
 
 def _cmd_attacks(args: argparse.Namespace) -> int:
@@ -117,12 +202,39 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-audio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="score audio files (higher = more bona fide)")
-    p.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
-    p.add_argument("--model", type=Path, help="a bundle folder (default: the best under --models-dir by dev EER)")
-    p.add_argument("--models-dir", type=Path, default=Path("data/models"))
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p = sub.add_parser("predict", help="score audio files (higher = more bona fide)",
+                       description="Score audio files with a trained bundle. Exit status: 0 when every file "
+                                   "was scored, 1 when some could not be read (their error column says why), "
+                                   "2 on a usage error.")
+    p.add_argument("paths", nargs="+", help="files or folders (searched recursively), any format soundfile "
+                                            "reads, any sample rate, mono or stereo")
+    _model_options(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (for people), csv or json (columns path, score, llr, prob_bonafide, decision, "
+                        "duration_s, error)")
+    p.add_argument("--window-s", type=_positive_float, metavar="S",
+                   help="score sliding windows of S seconds; score = their mean (default: the whole file as "
+                        "one clip, cropped or padded to the bundle's audio.duration_s as in training). A window "
+                        "longer or shorter than audio.duration_s is cropped or padded to it the same way")
+    p.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="clips per model call (default 32)")
     p.set_defaults(func=_cmd_predict)
+    s = sub.add_parser("stream", help="score raw mono PCM from stdin (or a growing file) window by window",
+                       description="Read raw little-endian mono PCM and print one JSON line per window "
+                                   "({start_s, end_s, score, llr, prob_bonafide, decision}) as soon as the "
+                                   "window's samples have arrived.")
+    _model_options(s)
+    s.add_argument("--sample-rate", type=_positive_int, metavar="SR",
+                   help="input sample rate in Hz (default: the bundle's); other rates are resampled with soxr")
+    s.add_argument("--format", choices=("s16le", "f32le"), default="s16le", help="sample format (default s16le)")
+    s.add_argument("--window-s", type=_positive_float, metavar="S",
+                   help="window length (default: the bundle's audio.duration_s)")
+    s.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
+    s.add_argument("--input", type=Path, metavar="FILE",
+                   help="follow this growing file like `tail -f` instead of reading stdin")
+    s.add_argument("--idle-s", type=_positive_float, default=2.0, metavar="S",
+                   help="with --input: stop when the file has not grown for S seconds (default 2)")
+    s.set_defaults(func=_cmd_stream)
     a = sub.add_parser("attacks", help="list the demo corpus's attacks and their engines")
     a.set_defaults(func=_cmd_attacks)
     g = sub.add_parser("gate", help="exit 1 when a metric got worse than at a git revision (params.yaml: gate)")
@@ -132,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=_cmd_gate)
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
+    if args.command in ("predict", "stream"):  # which model, and the summary line, on stderr
+        log.setLevel(logging.INFO)
     return args.func(args)
 
 

@@ -183,8 +183,10 @@ def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None
     rows = [line.split(",") for line in out.strip().splitlines() if line.startswith(("corpus", "path"))]
     header, body = rows[0], rows[1:]
     got = {r[header.index("path")]: float(r[header.index("score")]) for r in body}
-    for path, expected in zip(paths, sample["score"]):
+    llr = {r[header.index("path")]: float(r[header.index("llr")]) for r in body}
+    for path, expected, expected_llr in zip(paths, sample["score"], sample["llr"]):
         assert got[path] == pytest.approx(expected, abs=1e-5)
+        assert llr[path] == pytest.approx(expected_llr, abs=1e-4)  # the calibrated LLR the evaluate stage used
 
 
 def test_torchrun_trains_the_stage_with_two_gloo_processes(repo: Path, tmp_path: Path) -> None:
