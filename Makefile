@@ -3,6 +3,7 @@
 # make gate:  run the CI profile (every model, a smaller demo corpus) and fail on a metric that
 #             got worse than the committed ci/metrics allow (params.yaml `gate`).
 # Both work as the first command on a bare Debian machine (offline but for package registries).
+# make app:   start the web page (Streamlit) on http://localhost:8501; models from data/models.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,9 +12,12 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages: TTS engines and voices, and the real human speech the demo corpus is made of.
 APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite \
-                ktuberling-data klettres-data pocketsphinx-testdata alsa-utils libsndfile1 git
+                ktuberling-data klettres-data pocketsphinx-testdata alsa-utils libsndfile1 git \
+                chromium
+# chromium: the headless browser that tests/test_app_browser.py drives with Playwright (Playwright
+# downloads no browser of its own here).
 
-.PHONY: setup apt venv repro test gate clean-venv
+.PHONY: setup apt venv repro test gate app clean-venv
 
 setup: apt venv
 
@@ -48,6 +52,14 @@ test: setup
 gate: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.ci_profile --out ci/metrics
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/deepfake-audio gate --targets ci/metrics/*.json
+
+# The web page. The upload limit (MB) matches deepfake_audio/webapp.py MAX_UPLOAD_MB; no usage
+# statistics leave the machine.
+APP_FLAGS := --server.address localhost --server.maxUploadSize 20 --browser.gatherUsageStats false \
+             --client.toolbarMode minimal
+
+app: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/streamlit run app/streamlit_app.py $(APP_FLAGS)
 
 clean-venv:
 	rm -rf $(VENV)
