@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -300,6 +301,10 @@ def test_make_app_serves_on_localhost_with_the_upload_limit() -> None:
 def app_test(monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path):
     from streamlit.testing.v1 import AppTest
 
+    # AppTest runs the page as the `__main__` module and leaves it there; a later
+    # multiprocessing "spawn" (the DDP test, Dask) would then re-run the page in every child,
+    # which dies, and deadlocks the parent. Put the real __main__ back after the test.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     monkeypatch.setenv(webapp.MODELS_DIR_ENV, str(models_dir))
     monkeypatch.setenv(webapp.METRICS_DIR_ENV, str(metrics_dir))
     return AppTest.from_file(str(APP), default_timeout=120)

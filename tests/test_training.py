@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -389,14 +391,26 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str, data: dict) -> 
         dist.destroy_process_group()
 
 
-def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(frame_data, tmp_path: Path) -> None:
+def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(frame_data, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Two CPU processes (gloo), as torchrun would start them: gradients are averaged, so both
     ranks take the same decisions; rank 0 alone writes the weights and checkpoints."""
+    import types
+
     import torch.multiprocessing as mp
 
+    # "spawn" children re-import the parent's __main__; whatever an earlier test left there (e.g.
+    # a script run in-process) must not run in them, or they die before reading their arguments.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     out = tmp_path / "bundle"
     out.mkdir()
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(out), frame_data), nprocs=2, join=True)
+    ctx = mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(out), frame_data), nprocs=2, join=False)
+    deadline = time.monotonic() + 600  # a stuck collective fails the test instead of hanging CI
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("DDP workers did not finish within 600 s")
     r0 = torch.load(out / "rank0.pt", weights_only=True)["summary"]
     r1 = torch.load(out / "rank1.pt", weights_only=True)["summary"]
     for key in ("dev_eer", "best_epoch", "epochs_run", "threshold"):
