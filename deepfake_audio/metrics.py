@@ -171,9 +171,13 @@ def cllr(labels: ArrayLike, llr: ArrayLike) -> float:
         labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
         llr: shape ``(n,)``, natural-log likelihood ratios of bona fide against spoof.
     """
-    y, lr = validate_scores(labels, llr)
-    bona = np.logaddexp(0.0, -lr[y == 1]).mean()
-    spoof = np.logaddexp(0.0, lr[y == 0]).mean()
+    return _cllr_bits(*validate_scores(labels, llr))
+
+
+def _cllr_bits(y: np.ndarray, llr: np.ndarray) -> float:
+    """Cllr of validated labels and LLRs; infinite LLRs on the right side cost 0 bits."""
+    bona = np.logaddexp(0.0, -llr[y == 1]).mean()
+    spoof = np.logaddexp(0.0, llr[y == 0]).mean()
     return float((bona + spoof) / (2.0 * np.log(2.0)))
 
 
@@ -189,11 +193,9 @@ def min_cllr(labels: ArrayLike, scores: ArrayLike) -> float:
     y, s = validate_scores(labels, scores)
     posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(s, y)
     prior_log_odds = np.log(np.sum(y == 1) / np.sum(y == 0))
-    with np.errstate(divide="ignore"):  # posteriors of 0 or 1 give infinite LLRs, which cost 0 bits here
+    with np.errstate(divide="ignore"):  # posteriors of 0 or 1 give infinite LLRs (0 bits in _cllr_bits)
         llr = np.log(posterior) - np.log1p(-posterior) - prior_log_odds
-    bona = np.logaddexp(0.0, -llr[y == 1]).mean()
-    spoof = np.logaddexp(0.0, llr[y == 0]).mean()
-    return float((bona + spoof) / (2.0 * np.log(2.0)))
+    return _cllr_bits(y, llr)
 
 
 ASVSPOOF2019_TDCF_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,

@@ -258,7 +258,7 @@ def analyse_upload(data: bytes, filename: str, predictor: Predictor, *,
 def analyse_file(path: Path, predictor: Predictor, *, filename: str | None = None,
                  max_duration_s: float = MAX_DURATION_S) -> Analysis:
     """Decode and score a clip on disk (see :func:`analyse_upload`, which checks the upload first)."""
-    from deepfake_audio.audio import SILENCE_PEAK, read_audio, resample
+    from deepfake_audio.audio import read_audio, resample
 
     path = Path(path)
     filename = filename or path.name
@@ -274,11 +274,7 @@ def analyse_file(path: Path, predictor: Predictor, *, filename: str | None = Non
     duration_s = len(y) / sr
     if duration_s > max_duration_s:
         raise _too_long(duration_s, max_duration_s)
-    if duration_s < min_duration_s:
-        raise UploadError("too_short", f"The clip is {duration_s:.2f} s long; the model needs at least "
-                                       f"{min_duration_s:g} s.")
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise UploadError("silent", _AUDIO_FAULT_MESSAGES["silent"])
+    # Too short, silent or non-finite: score_signal rejects those as the pipeline does (below).
 
     # Resampled once, here: the predictor then scores at its own rate without resampling again.
     y_model = resample(y, orig_sr=sr, target_sr=int(predictor.sample_rate))

@@ -25,21 +25,18 @@ from deepfake_audio.io import read_json
 from deepfake_audio.models import get_model_kind
 from deepfake_audio.stage import run_stage
 from deepfake_audio.params import as_dict
-from deepfake_audio.training import (bundle_config, distributed, init_distributed, input_groups, load_bundle,
+from deepfake_audio.training import (SplitData, bundle_config, distributed, init_distributed, input_groups, load_bundle,
                                      load_inputs, resumable_epoch, save_config, select_device, train_neural,
                                      train_xgboost, training_key)
 
 
-def calibrate(out: Path, manifest: pd.DataFrame, scaled: Path) -> str:
+def calibrate(out: Path, dev: SplitData) -> str:
     """Fit the bundle's score calibration on its dev scores and store it in its config.json.
 
     Outside the training key: calibrating never retrains, and a kept bundle is calibrated again
     (with identical results) so that bundles from before calibration existed gain one.
     """
     bundle = load_bundle(out)
-    dev = load_inputs(manifest, kind=bundle.kind, frames_path=scaled / "frames.parquet",
-                      utterances_path=scaled / "utterances.parquet", splits=["dev"],
-                      groups=bundle.frame_groups)["dev"]
     calibration = fit_calibration(dev.y, bundle.score(dev.x))
     save_config(out, {**bundle.config, "calibration": {**calibration.to_dict(), "fitted_on": "dev"}})
     return f"calibration llr = {calibration.slope:.3g} * score + {calibration.offset:.3g}"
@@ -62,17 +59,21 @@ def body(args: argparse.Namespace, params) -> str:
                        config={"audio": as_dict(params.audio), "features": as_dict(params.features)})
     previous = args.out / "config.json"
     manifest = pd.read_parquet(args.manifest)
+
+    def inputs(splits: list[str]) -> dict[str, SplitData]:
+        return load_inputs(manifest, kind=kind, frames_path=args.scaled / "frames.parquet",
+                           utterances_path=args.scaled / "utterances.parquet", splits=splits,
+                           groups=input_groups(kind, params.model))
+
     if previous.exists() and (args.out / ("weights.pt" if kind.neural else "model.json")).exists() \
             and read_json(previous).get("training_key") == key:
         # DVC re-runs every model stage when any key of the shared `model` section changes; a model
         # that does not read the changed key keeps its bundle byte for byte, so DVC skips its evaluate.
         if rank > 0:
             return f"{args.model}: rank {rank} of {world}: bundle kept"
-        calibrated = calibrate(args.out, manifest, args.scaled)
+        calibrated = calibrate(args.out, inputs(["dev"])["dev"])
         return f"{args.model}: its hyper-parameters, training options and inputs are unchanged; kept {args.out}; {calibrated}"
-    data = load_inputs(manifest, kind=kind, frames_path=args.scaled / "frames.parquet",
-                       utterances_path=args.scaled / "utterances.parquet", splits=["train", "dev"],
-                       groups=input_groups(kind, params.model))
+    data = inputs(["train", "dev"])
     args.out.mkdir(parents=True, exist_ok=True)
     resuming = kind.neural and resumable_epoch(args.out, key) is not None
     logger = (Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None, resume=resuming) if rank == 0
@@ -97,7 +98,7 @@ def body(args: argparse.Namespace, params) -> str:
     config = bundle_config(kind, summary, params_section=section, train_params=params.train, audio=params.audio,
                            features=params.features, scaler=read_json(args.scaled / "scaler.json"))
     save_config(args.out, {**config, "training_key": key})
-    calibrated = calibrate(args.out, manifest, args.scaled)
+    calibrated = calibrate(args.out, data["dev"])  # the dev inputs training already loaded
     return (f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
             f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s; {calibrated}")
 
