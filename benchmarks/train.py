@@ -32,13 +32,14 @@ import numpy as np
 from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.models import get_model_kind
 from deepfake_audio.params import load_params
-from deepfake_audio.training import input_groups, select_device, xgboost_device
+from deepfake_audio.models.xgboost import xgboost_device
+from deepfake_audio.runtime import select_device
 
 
 def input_shape(kind, params) -> tuple[int, int]:
     """``(rows, frames)`` the pipeline feeds ``kind`` with these params."""
     layout = FeatureExtractor(params.audio, params.features).layout
-    groups = input_groups(kind, params.model)
+    groups = kind.groups(kind.section(params)) or layout.frame_groups
     missing = sorted(set(groups) - set(layout.frame_groups))
     if missing:
         raise SystemExit(f"{kind.name} reads {missing}, which features.frame_groups does not produce")
@@ -56,7 +57,7 @@ def bench_neural(name: str, params, *, device, batch_size: int, steps: int, warm
     y = torch.from_numpy((np.arange(n) % 2).astype(np.float32))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
                                          pin_memory=device.type == "cuda", num_workers=params.train.num_workers)
-    model = kind.build(n_rows, n_frames, params.model).to(device)
+    model = kind.build(n_rows, n_frames, kind.section(params)).to(device)
     if params.train.compile:
         model = torch.compile(model)
     opt = torch.optim.AdamW(model.parameters(), lr=params.train.lr, weight_decay=params.train.weight_decay)
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for model in names:
         kind = get_model_kind(model)
-        if kind.neural:
+        if kind.build is not None:  # a torch network: time its training steps
             r = bench_neural(model, params, device=device, batch_size=batch_size, steps=args.steps,
                              warmup=args.warmup)
             gpu = f"{r['gpu_memory_mib']:8.0f}" if "gpu_memory_mib" in r else f"{'-':>8s}"

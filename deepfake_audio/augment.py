@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 
 from deepfake_audio.audio import resample
-from deepfake_audio.errors import ParamError, SilentAudio
-
-NOISE_COLORS = ("white", "pink")
+from deepfake_audio.errors import SilentAudio
+from deepfake_audio.params import AugmentConfig, NOISE_COLORS
 """``white``: flat spectrum. ``pink``: power falling as 1/f (3 dB per octave)."""
 
 STFT_SIZE = 1024
@@ -319,110 +318,6 @@ def band_limit(y: np.ndarray, *, sample_rate: int, low_hz: float, high_hz: float
     padlen = min(3 * (2 * len(sos) + 1), len(y) - 1)  # scipy's default, shortened for tiny clips
     out = signal.sosfiltfilt(sos, y.astype(np.float64), padlen=padlen)
     return _finish(out, "band_limit")
-
-
-# ---------------------------------------------------------------- config
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-    """``features.augment``: how many copies per training clip, and what each may go through.
-
-    Each copy applies one op drawn uniformly from ``ops``; its parameter is drawn uniformly
-    from the op's range (``[lo, hi]``), or from the listed choices.
-
-    Attributes:
-        copies: augmented copies per train clip; 0 turns augmentation off.
-        ops: names from :data:`OPS`.
-        stretch_rate: tempo factor range (``> 1`` is faster).
-        pitch_semitones: pitch shift range in semitones, within +-12.
-        snr_db: noise SNR range in dB.
-        noise_colors: choices from :data:`NOISE_COLORS`.
-        codecs: choices from :data:`CODECS`.
-        codec_kbps: target bitrate range in kbps (see :func:`codec` for each codec's limits).
-        resample_rates: intermediate rates in Hz, each below the audio's sample rate.
-        band_limit_hz: ``(low_hz, high_hz)`` pass bands; ``low_hz == 0`` is a low-pass.
-        seed: mixed into every copy's ``aug_seed``; change it for a different draw.
-    """
-
-    copies: int = 0
-    ops: tuple[str, ...] = ("time_stretch", "pitch_shift", "noise", "codec", "resample", "band_limit")
-    stretch_rate: tuple[float, float] = (0.9, 1.1)
-    pitch_semitones: tuple[float, float] = (-2.0, 2.0)
-    snr_db: tuple[float, float] = (10.0, 40.0)
-    noise_colors: tuple[str, ...] = NOISE_COLORS
-    codecs: tuple[str, ...] = ("mp3", "opus")
-    codec_kbps: tuple[float, float] = (16.0, 64.0)
-    resample_rates: tuple[int, ...] = (8000, 11025)
-    band_limit_hz: tuple[tuple[float, float], ...] = ((300.0, 3400.0), (50.0, 7000.0))
-    seed: int = 0
-
-    def validate(self, prefix: str = "features.augment", *, sample_rate: int | None = None) -> None:
-        """Raise :class:`ParamError` naming the first bad key.
-
-        Args:
-            prefix: dotted name of this section in error messages.
-            sample_rate: also check that resample rates and pass bands fit audio at this rate.
-        """
-        def key(name: str) -> str:
-            return _join(prefix, name)
-
-        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 0:
-            raise ParamError(key("copies"), self.copies, "an integer >= 0")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ParamError(key("seed"), self.seed, "an integer >= 0")
-        if not self.ops:
-            raise ParamError(key("ops"), list(self.ops), f"at least one of: {', '.join(OPS)}")
-        for i, op in enumerate(self.ops):
-            if op not in OPS:
-                raise ParamError(f"{key('ops')}[{i}]", op, f"known ops: {', '.join(OPS)}")
-        if len(set(self.ops)) != len(self.ops):
-            raise ParamError(key("ops"), list(self.ops), "list each op once")
-        _check_range(key("stretch_rate"), self.stretch_rate, low=0.0, low_open=True)
-        _check_range(key("pitch_semitones"), self.pitch_semitones, low=-12.0, high=12.0)
-        _check_range(key("snr_db"), self.snr_db)
-        _check_range(key("codec_kbps"), self.codec_kbps, low=6.0, high=320.0)
-        used = set(self.ops)
-        _check_choices(key("noise_colors"), self.noise_colors, NOISE_COLORS, required="noise" in used)
-        _check_choices(key("codecs"), self.codecs, tuple(CODECS), required="codec" in used)
-        if "resample" in used and not self.resample_rates:
-            raise ParamError(key("resample_rates"), [], "at least one rate when ops has resample")
-        for i, rate in enumerate(self.resample_rates):
-            if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
-                raise ParamError(f"{key('resample_rates')}[{i}]", rate, "a positive integer (Hz)")
-            if sample_rate is not None and rate >= sample_rate:
-                raise ParamError(f"{key('resample_rates')}[{i}]", rate, f"below the sample rate ({sample_rate} Hz)")
-        if "band_limit" in used and not self.band_limit_hz:
-            raise ParamError(key("band_limit_hz"), [], "at least one [low_hz, high_hz] pair when ops has band_limit")
-        for i, band in enumerate(self.band_limit_hz):
-            name = f"{key('band_limit_hz')}[{i}]"
-            if len(band) != 2 or not all(np.isfinite(band)) or not 0 <= band[0] < band[1]:
-                raise ParamError(name, list(band), "a pair [low_hz, high_hz] with 0 <= low_hz < high_hz")
-            if sample_rate is not None and band[1] >= sample_rate / 2:
-                raise ParamError(name, list(band), f"high_hz below Nyquist ({sample_rate / 2:g} Hz)")
-
-
-def _check_range(key: str, value: tuple[float, float], *, low: float = -np.inf, high: float = np.inf,
-                 low_open: bool = False) -> None:
-    bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-    allowed = f"a pair [lo, hi] with lo <= hi, both finite and within {bound}"
-    if len(value) != 2 or not all(np.isfinite(value)):
-        raise ParamError(key, list(value), allowed)
-    lo, hi = value
-    if lo > hi or lo < low or hi > high or (low_open and lo == low):
-        raise ParamError(key, list(value), allowed)
-
-
-def _check_choices(key: str, value: tuple[str, ...], known: tuple[str, ...], *, required: bool) -> None:
-    if required and not value:
-        raise ParamError(key, [], f"at least one of: {', '.join(known)}")
-    for i, item in enumerate(value):
-        if item not in known:
-            raise ParamError(f"{key}[{i}]", item, f"known: {', '.join(known)}")
 
 
 # ---------------------------------------------------------------- one augmented copy

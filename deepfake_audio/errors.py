@@ -6,6 +6,8 @@ the stage. ``ParamError`` reports a bad parameter by key, value and what is allo
 """
 from __future__ import annotations
 
+from deepfake_audio.params import ParamError  # noqa: F401 - defined with the params it reports on
+
 
 class AudioError(Exception):
     """A file that cannot be used as audio. ``reason`` is a short, stable slug for reports."""
@@ -35,19 +37,6 @@ class SilentAudio(AudioError):
 
 class TooShortAudio(AudioError):
     reason = "too_short"
-
-
-class ParamError(ValueError):
-    """A parameter that is missing, unknown or out of range."""
-
-    def __init__(self, key: str, value: object, allowed: str) -> None:
-        super().__init__(f"bad parameter {key}={value!r}: {allowed}")
-        self.key = key
-        self.value = value
-        self.allowed = allowed
-
-    def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.key, self.value, self.allowed))
 
 
 class MissingEngineError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,10 @@ from deepfake_audio.io import atomic_path, write_csv, write_json
 from deepfake_audio.metrics import metric_block
 from deepfake_audio.params import EvaluateParams
 from deepfake_audio.sources.corpora import ASV_KEYS, ASV_SCORES
-from deepfake_audio.training import Bundle, SplitData
+
+if TYPE_CHECKING:  # types only: the report stage, which imports this module, runs no model code
+    from deepfake_audio.bundle import Bundle
+    from deepfake_audio.inputs import SplitData
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from deepfake_audio.audio import fix_length, load_audio
 from deepfake_audio.errors import AudioError
 from deepfake_audio.io import atomic_path, write_csv
 from deepfake_audio.logs import progress
-from deepfake_audio.params import AudioParams, FeatureParams
+from deepfake_audio.params import AudioParams, FeatureParams, ParamError, stat_percentile
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +80,35 @@ def register(name: str, rows: Callable[[FeatureParams], list[str]]) -> Callable:
     return wrap
 
 
-def stat_percentile(stat: str) -> int | None:
-    """The percentile of a stat name ``p<k>`` (0 <= k <= 100), else ``None``."""
-    match = re.fullmatch(r"p(\d{1,3})", stat)
-    return int(match.group(1)) if match and int(match.group(1)) <= 100 else None
+def extracted_groups(features: FeatureParams) -> tuple[str, ...]:
+    """Every group extracted, frame or utterance, in registry order."""
+    wanted = set(features.frame_groups) | set(features.utterance_groups)
+    return tuple(name for name in GROUPS if name in wanted)
+
+
+def check_feature_params(features: FeatureParams, audio: AudioParams, *, prefix: str = "features") -> None:
+    """The checks of ``features`` that need this registry or the ``audio`` section.
+
+    Run when a stage loads its params, so a bad group name or a group that cannot work at the
+    sample rate fails at once with the key named, not inside a worker.
+
+    Raises:
+        ParamError: naming the first bad key.
+    """
+    for key in ("frame_groups", "utterance_groups"):
+        for name in getattr(features, key):
+            if name not in GROUPS:
+                raise ParamError(f"{prefix}.{key}", name, f"known feature groups: {', '.join(GROUPS)}")
+    groups, nyquist = extracted_groups(features), audio.sample_rate / 2
+    top = CONTRAST_FMIN * 2 ** features.spectral_contrast.n_bands
+    if "spectral_contrast" in groups and top >= nyquist:
+        raise ParamError(f"{prefix}.spectral_contrast.n_bands", features.spectral_contrast.n_bands,
+                         f"the top band edge ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz at "
+                         f"audio.sample_rate {audio.sample_rate})")
+    top = features.cqt.fmin * 2 ** (features.cqt.n_bins / features.cqt.bins_per_octave)
+    if "cqt" in groups and top >= nyquist:
+        raise ParamError(f"{prefix}.cqt.n_bins", features.cqt.n_bins,
+                         f"the top bin ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz); lower n_bins or fmin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +328,7 @@ class FeatureExtractor:
         self.audio = audio
         self.params = features
         sr, n_fft = audio.sample_rate, features.n_fft
-        self.groups = features.groups
+        self.groups = extracted_groups(features)
         self.layout = self._layout()
         self._check(self.groups)
         self.mel_basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=features.n_mels,

@@ -38,8 +38,8 @@ Each row gets a status:
 Exit codes of :func:`run_gate`: 0 pass, 1 a regression or a missing metric, 2 a usage error (bad
 ``gate`` params, dvc failed, no metrics found, a ``--targets`` file found at neither revision).
 
-:func:`load_gate_params` reads only the ``gate`` section of ``params.yaml``, for the command; it
-imports :mod:`deepfake_audio.params` lazily so that params.py may import :class:`GateParams`.
+:func:`load_gate_params` reads only the ``gate`` section of ``params.yaml``, for the command. The
+section's type, :class:`~deepfake_audio.params.GateParams`, lives with the other plain sections.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ from typing import Any
 
 import yaml
 
-from deepfake_audio.errors import ParamError
+from deepfake_audio.params import GateParams, ParamError, from_dict
 
 log = logging.getLogger(__name__)
 
@@ -85,45 +85,24 @@ class GateError(RuntimeError):
     """The gate could not compare: dvc failed, or there is nothing to compare."""
 
 
-@dataclasses.dataclass(frozen=True)
-class GateParams:
-    """``gate``: how much worse than a git revision each metric may get (absolute; null = not gated)."""
+def tolerance(params: GateParams, key: str) -> tuple[str, float, int] | None:
+    """How the flattened metric ``key`` is gated: (metric name, tolerance, direction), or None."""
+    parts = key.split(".")
+    name = parts[-1]
+    if len(parts) >= 2 and parts[-2] in BREAKDOWNS:
+        tol = params.max_slice_eer_increase
+        return None if tol is None else ("eer", tol, +1)
+    if name not in GATED:
+        return None
+    field, direction = GATED[name]
+    tol = getattr(params, field)
+    return None if tol is None else (name, tol, direction)
 
-    max_eer_increase: float | None = 0.01
-    max_accuracy_decrease: float | None = 0.02  # accuracy and balanced_accuracy
-    max_auc_decrease: float | None = 0.01  # roc_auc
-    max_min_cllr_increase: float | None = 0.05
-    max_cllr_increase: float | None = 0.05
-    max_min_tdcf_increase: float | None = 0.02
-    # per_attack_eer.* and per_source_eer.*: a slice holds a few dozen spoofs, where one clip is
-    # worth several points, so its own, looser tolerance (null: listed, not gated)
-    max_slice_eer_increase: float | None = 0.05
-    targets: tuple[str, ...] = ()  # metrics files to compare; () = every metrics file dvc.yaml declares
-    ungated: tuple[str, ...] = ("metrics/split.json", "metrics/summary.json", "dvclive/*")  # fnmatch globs
 
-    def validate(self, prefix: str) -> None:
-        for name in {field for field, _ in GATED.values()} | {"max_slice_eer_increase"}:
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ParamError(f"{prefix}.{name}", value, "a number >= 0, or null to not gate it")
-
-    def tolerance(self, key: str) -> tuple[str, float, int] | None:
-        """How the flattened metric ``key`` is gated: (metric name, tolerance, direction), or None."""
-        parts = key.split(".")
-        name = parts[-1]
-        if len(parts) >= 2 and parts[-2] in BREAKDOWNS:
-            tol = self.max_slice_eer_increase
-            return None if tol is None else ("eer", tol, +1)
-        if name not in GATED:
-            return None
-        field, direction = GATED[name]
-        tol = getattr(self, field)
-        return None if tol is None else (name, tol, direction)
-
-    def is_ungated(self, path: str) -> bool:
-        """Whether metrics file ``path`` (as dvc reports it) matches an ``ungated`` glob."""
-        path = Path(os.path.normpath(path)).as_posix()
-        return any(fnmatch.fnmatch(path, Path(os.path.normpath(p)).as_posix()) for p in self.ungated)
+def is_ungated(params: GateParams, path: str) -> bool:
+    """Whether metrics file ``path`` (as dvc reports it) matches an ``ungated`` glob."""
+    path = Path(os.path.normpath(path)).as_posix()
+    return any(fnmatch.fnmatch(path, Path(os.path.normpath(p)).as_posix()) for p in params.ungated)
 
 
 def load_gate_params(path: Path | str) -> GateParams:
@@ -133,9 +112,6 @@ def load_gate_params(path: Path | str) -> GateParams:
         GateError: there is no such file.
         ParamError: the file is not a mapping, or a ``gate`` key is unknown or bad.
     """
-    # Imported here, not at the top: params.py may import GateParams into its Params tree.
-    from deepfake_audio.params import from_dict
-
     path = Path(path)
     if not path.is_file():
         raise GateError(f"no params file {path}")
@@ -204,10 +180,10 @@ def compare(diff: Mapping[str, Mapping[str, Mapping[str, Any]]], params: GatePar
     """
     rows = []
     for file, metrics in diff.items():
-        ungated = params.is_ungated(file)
+        ungated = is_ungated(params, file)
         for key, values in metrics.items():
             old, new = _number(values.get("old")), _number(values.get("new"))
-            gate = None if ungated else params.tolerance(key)
+            gate = None if ungated else tolerance(params, key)
             rows.append(Row(file=file, key=key, old=old, new=new,
                             change=None if old is None or new is None else new - old,
                             status=_judge(old, new, gate), tolerance=None if gate is None else gate[1]))

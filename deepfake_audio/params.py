@@ -4,10 +4,17 @@ Each section is a frozen dataclass. ``from_dict`` rejects unknown keys and wrong
 :class:`~deepfake_audio.errors.ParamError` naming the dotted key, the value and what is allowed,
 so a typo in ``params.yaml`` or in ``dvc exp run -S`` fails at once instead of being ignored.
 The library never reads ``params.yaml`` itself: stages load it and pass these objects in.
+
+This module imports nothing from the project, so every other module may import it. Checks that
+need a registry (feature group names, model kinds) belong to the registry's owner and run when a
+stage loads its params: :func:`deepfake_audio.features.check_feature_params` and
+:func:`deepfake_audio.models.check_model_params`.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,11 +22,20 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from deepfake_audio.augment import AugmentConfig
-from deepfake_audio.errors import ParamError
-from deepfake_audio.gate import GateParams
-
 T = TypeVar("T")
+
+
+class ParamError(ValueError):
+    """A parameter that is missing, unknown or out of range."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        super().__init__(f"bad parameter {key}={value!r}: {allowed}")
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.key, self.value, self.allowed))
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, *, prefix: str) -> T:
@@ -268,9 +284,122 @@ class CqtParams:
         _positive(prefix, "fmin", self.fmin)
 
 
-DEFAULT_FRAME_GROUPS = ("mfcc", "chroma", "tonnetz", "rms", "zcr", "spectral_centroid", "spectral_bandwidth",
-                        "spectral_contrast", "spectral_rolloff", "spectral_flatness")
-DEFAULT_UTTERANCE_GROUPS = ("mfcc", "log_mel", "lfcc") + DEFAULT_FRAME_GROUPS[1:]
+# Names of the augmentation ops, noise colours and codecs that deepfake_audio/augment.py implements
+# (tests/test_augment.py checks that its tables match these).
+AUGMENT_OPS = ("time_stretch", "pitch_shift", "noise", "codec", "resample", "band_limit")
+NOISE_COLORS = ("white", "pink")
+CODEC_NAMES = ("mp3", "opus")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """``features.augment``: how many copies per training clip, and what each may go through.
+
+    Each copy applies one op drawn uniformly from ``ops``; its parameter is drawn uniformly
+    from the op's range (``[lo, hi]``), or from the listed choices.
+
+    Attributes:
+        copies: augmented copies per train clip; 0 turns augmentation off.
+        ops: names from :data:`AUGMENT_OPS`.
+        stretch_rate: tempo factor range (``> 1`` is faster).
+        pitch_semitones: pitch shift range in semitones, within +-12.
+        snr_db: noise SNR range in dB.
+        noise_colors: choices from :data:`NOISE_COLORS`.
+        codecs: choices from :data:`CODEC_NAMES`.
+        codec_kbps: target bitrate range in kbps (see :func:`codec` for each codec's limits).
+        resample_rates: intermediate rates in Hz, each below the audio's sample rate.
+        band_limit_hz: ``(low_hz, high_hz)`` pass bands; ``low_hz == 0`` is a low-pass.
+        seed: mixed into every copy's ``aug_seed``; change it for a different draw.
+    """
+
+    copies: int = 0
+    ops: tuple[str, ...] = AUGMENT_OPS
+    stretch_rate: tuple[float, float] = (0.9, 1.1)
+    pitch_semitones: tuple[float, float] = (-2.0, 2.0)
+    snr_db: tuple[float, float] = (10.0, 40.0)
+    noise_colors: tuple[str, ...] = NOISE_COLORS
+    codecs: tuple[str, ...] = ("mp3", "opus")
+    codec_kbps: tuple[float, float] = (16.0, 64.0)
+    resample_rates: tuple[int, ...] = (8000, 11025)
+    band_limit_hz: tuple[tuple[float, float], ...] = ((300.0, 3400.0), (50.0, 7000.0))
+    seed: int = 0
+
+    def validate(self, prefix: str = "features.augment", *, sample_rate: int | None = None) -> None:
+        """Raise :class:`ParamError` naming the first bad key.
+
+        Args:
+            prefix: dotted name of this section in error messages.
+            sample_rate: also check that resample rates and pass bands fit audio at this rate.
+        """
+        def key(name: str) -> str:
+            return _join(prefix, name)
+
+        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 0:
+            raise ParamError(key("copies"), self.copies, "an integer >= 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ParamError(key("seed"), self.seed, "an integer >= 0")
+        if not self.ops:
+            raise ParamError(key("ops"), list(self.ops), f"at least one of: {', '.join(AUGMENT_OPS)}")
+        for i, op in enumerate(self.ops):
+            if op not in AUGMENT_OPS:
+                raise ParamError(f"{key('ops')}[{i}]", op, f"known ops: {', '.join(AUGMENT_OPS)}")
+        if len(set(self.ops)) != len(self.ops):
+            raise ParamError(key("ops"), list(self.ops), "list each op once")
+        _check_range(key("stretch_rate"), self.stretch_rate, low=0.0, low_open=True)
+        _check_range(key("pitch_semitones"), self.pitch_semitones, low=-12.0, high=12.0)
+        _check_range(key("snr_db"), self.snr_db)
+        _check_range(key("codec_kbps"), self.codec_kbps, low=6.0, high=320.0)
+        used = set(self.ops)
+        _check_choices(key("noise_colors"), self.noise_colors, NOISE_COLORS, required="noise" in used)
+        _check_choices(key("codecs"), self.codecs, CODEC_NAMES, required="codec" in used)
+        if "resample" in used and not self.resample_rates:
+            raise ParamError(key("resample_rates"), [], "at least one rate when ops has resample")
+        for i, rate in enumerate(self.resample_rates):
+            if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+                raise ParamError(f"{key('resample_rates')}[{i}]", rate, "a positive integer (Hz)")
+            if sample_rate is not None and rate >= sample_rate:
+                raise ParamError(f"{key('resample_rates')}[{i}]", rate, f"below the sample rate ({sample_rate} Hz)")
+        if "band_limit" in used and not self.band_limit_hz:
+            raise ParamError(key("band_limit_hz"), [], "at least one [low_hz, high_hz] pair when ops has band_limit")
+        for i, band in enumerate(self.band_limit_hz):
+            name = f"{key('band_limit_hz')}[{i}]"
+            if len(band) != 2 or not all(math.isfinite(b) for b in band) or not 0 <= band[0] < band[1]:
+                raise ParamError(name, list(band), "a pair [low_hz, high_hz] with 0 <= low_hz < high_hz")
+            if sample_rate is not None and band[1] >= sample_rate / 2:
+                raise ParamError(name, list(band), f"high_hz below Nyquist ({sample_rate / 2:g} Hz)")
+
+
+def _check_range(key: str, value: tuple[float, float], *, low: float = -math.inf, high: float = math.inf,
+                 low_open: bool = False) -> None:
+    bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    allowed = f"a pair [lo, hi] with lo <= hi, both finite and within {bound}"
+    if len(value) != 2 or not all(math.isfinite(v) for v in value):
+        raise ParamError(key, list(value), allowed)
+    lo, hi = value
+    if lo > hi or lo < low or hi > high or (low_open and lo == low):
+        raise ParamError(key, list(value), allowed)
+
+
+def _check_choices(key: str, value: tuple[str, ...], known: tuple[str, ...], *, required: bool) -> None:
+    if required and not value:
+        raise ParamError(key, [], f"at least one of: {', '.join(known)}")
+    for i, item in enumerate(value):
+        if item not in known:
+            raise ParamError(f"{key}[{i}]", item, f"known: {', '.join(known)}")
+
+
+
+# The shipped params.yaml equals these defaults (tests/test_params.py checks it).
+SEQUENCE_GROUPS = ("mfcc", "chroma", "tonnetz", "rms", "zcr", "spectral_centroid", "spectral_bandwidth",
+                   "spectral_contrast", "spectral_rolloff", "spectral_flatness")
+DEFAULT_FRAME_GROUPS = ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:]
+DEFAULT_UTTERANCE_GROUPS = DEFAULT_FRAME_GROUPS
+
+
+def stat_percentile(stat: str) -> int | None:
+    """The percentile of a stat name ``p<k>`` (0 <= k <= 100), else ``None``."""
+    match = re.fullmatch(r"p(\d{1,3})", stat)
+    return int(match.group(1)) if match and int(match.group(1)) <= 100 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +408,7 @@ class FeatureParams:
 
     n_fft: int = 512
     hop_length: int = 256
-    n_mels: int = 64  # bands of the shared mel filterbank: the log_mel group and the input of mfcc
+    n_mels: int = 128  # bands of the shared mel filterbank: the log_mel group and the input of mfcc
     fmin: float = 0.0  # Hz, lowest mel band edge
     frame_groups: tuple[str, ...] = DEFAULT_FRAME_GROUPS
     utterance_groups: tuple[str, ...] = DEFAULT_UTTERANCE_GROUPS
@@ -298,8 +427,7 @@ class FeatureParams:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def validate(self, prefix: str) -> None:
-        from deepfake_audio.features import GROUPS, stat_percentile
-
+        # Group names are checked by their registry's owner (features.check_feature_params).
         for name in ("n_fft", "hop_length", "n_mels", "chunk_size"):
             _positive(prefix, name, getattr(self, name))
         if self.mfcc.n_mfcc > self.n_mels:
@@ -308,9 +436,6 @@ class FeatureParams:
             raise ParamError(f"{prefix}.hop_length", self.hop_length, f"at most n_fft ({self.n_fft})")
         for key in ("frame_groups", "utterance_groups"):
             groups = getattr(self, key)
-            for name in groups:
-                if name not in GROUPS:
-                    raise ParamError(f"{prefix}.{key}", name, f"known feature groups: {', '.join(GROUPS)}")
             if len(set(groups)) != len(groups):
                 raise ParamError(f"{prefix}.{key}", list(groups), "each group at most once")
         if not self.frame_groups and not self.utterance_groups:
@@ -331,21 +456,10 @@ class FeatureParams:
             raise ParamError(f"{prefix}.dask_address", self.dask_address, "only with backend: dask")
         self.augment.validate(f"{prefix}.augment")
 
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """Every group extracted, frame or utterance, in registry order."""
-        from deepfake_audio.features import GROUPS
-
-        wanted = set(self.frame_groups) | set(self.utterance_groups)
-        return tuple(name for name in GROUPS if name in wanted)
-
 
 def _deltas(prefix: str, value: int) -> None:
     if value not in (0, 1, 2):
         raise ParamError(f"{prefix}.deltas", value, "0, 1 (delta) or 2 (delta and delta-delta)")
-
-
-SEQUENCE_GROUPS = DEFAULT_FRAME_GROUPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,8 +480,7 @@ class ModelParams:
     image_group: str = "log_mel"  # the (bands x frames) image cnn2d reads: log_mel, cqt or lfcc
 
     def validate(self, prefix: str) -> None:
-        from deepfake_audio.features import GROUPS
-
+        # Whether the groups exist and are extracted is checked by models.check_model_params.
         for name in ("conv_channels", "n_conv_blocks", "kernel_size", "lstm_units", "lstm_layers", "attention_dim",
                      "dense_units"):
             _positive(prefix, name, getattr(self, name))
@@ -375,10 +488,6 @@ class ModelParams:
             raise ParamError(f"{prefix}.dropout", self.dropout, "a fraction in [0, 1)")
         if not self.sequence_groups:
             raise ParamError(f"{prefix}.sequence_groups", [], "at least one feature group")
-        for name in (*self.sequence_groups, self.image_group):
-            if name not in GROUPS:
-                raise ParamError(f"{prefix}.sequence_groups" if name != self.image_group else f"{prefix}.image_group",
-                                 name, f"known feature groups: {', '.join(GROUPS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,7 +514,9 @@ class SpecAugmentParams:
 class TrainParams:
     """``train``: which models, and the neural training loop."""
 
-    models: dict = dataclasses.field(default_factory=lambda: {"cnn_lstm": "model", "xgboost": "xgboost"})
+    models: dict = dataclasses.field(default_factory=lambda: {
+        "cnn_lstm": "model", "cnn_bilstm_attention": "model", "cnn": "model", "lstm": "model", "cnn2d": "model",
+        "xgboost": "xgboost"})
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -429,6 +540,9 @@ class TrainParams:
         _positive(prefix, "weight_decay", self.weight_decay, allow_zero=True)
         _positive(prefix, "grad_clip", self.grad_clip, allow_zero=True)
         _positive(prefix, "num_workers", self.num_workers, allow_zero=True)
+        for name, section in self.models.items():
+            if not isinstance(section, str) or not section:
+                raise ParamError(f"{prefix}.models.{name}", section, "the name of the params section it reads")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -472,8 +586,35 @@ class EvaluateParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class GateParams:
+    """``gate``: how much worse than a git revision each metric may get (absolute; null = not gated)."""
+
+    max_eer_increase: float | None = 0.01
+    max_accuracy_decrease: float | None = 0.02  # accuracy and balanced_accuracy
+    max_auc_decrease: float | None = 0.01  # roc_auc
+    max_min_cllr_increase: float | None = 0.05
+    max_cllr_increase: float | None = 0.05
+    max_min_tdcf_increase: float | None = 0.02
+    # per_attack_eer.* and per_source_eer.*: a slice holds a few dozen spoofs, where one clip is
+    # worth several points, so its own, looser tolerance (null: listed, not gated)
+    max_slice_eer_increase: float | None = 0.05
+    targets: tuple[str, ...] = ()  # metrics files to compare; () = every metrics file dvc.yaml declares
+    ungated: tuple[str, ...] = ("metrics/split.json", "metrics/summary.json", "dvclive/*")  # fnmatch globs
+
+    def validate(self, prefix: str) -> None:
+        for name in (f.name for f in dataclasses.fields(self) if f.name.startswith("max_")):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ParamError(f"{prefix}.{name}", value, "a number >= 0, or null to not gate it")
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
-    """The whole of ``params.yaml``."""
+    """The whole of ``params.yaml``.
+
+    ``sections`` holds the sections of model kinds that bring their own (``train.models`` names
+    them); the kind parses its section with its own dataclass (:func:`deepfake_audio.models.check_model_params`).
+    """
 
     data: DataParams = dataclasses.field(default_factory=DataParams)
     audio: AudioParams = dataclasses.field(default_factory=AudioParams)
@@ -484,16 +625,51 @@ class Params:
     xgboost: XGBoostParams = dataclasses.field(default_factory=XGBoostParams)
     evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
     gate: GateParams = dataclasses.field(default_factory=GateParams)
+    sections: dict = dataclasses.field(default_factory=dict)
+
+    def validate(self, prefix: str) -> None:
+        # Rules that span sections: the augmentation of features must fit the audio's rate.
+        self.features.augment.validate(_join(prefix, "features.augment"), sample_rate=self.audio.sample_rate)
+
+    def section(self, name: str) -> Any:
+        """The params section ``name``: a core section's dataclass, or a model kind's raw mapping."""
+        if name in CORE_SECTIONS:
+            return getattr(self, name)
+        return self.sections.get(name, {})
+
+
+CORE_SECTIONS = tuple(f.name for f in dataclasses.fields(Params) if f.name != "sections")
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``. Sections that are absent take their defaults."""
+    """Read and validate ``params.yaml``. Sections that are absent take their defaults.
+
+    A top-level key that is not a core section must be a section that ``train.models`` names
+    (a model kind's own hyper-parameters); anything else is an error, so a typo fails at once.
+    """
     path = Path(path)
     with path.open(encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
+    return params_from_dict(raw, source=str(path))
+
+
+def params_from_dict(raw: Any, *, source: str = "params") -> Params:
+    """:func:`load_params` on an already-parsed mapping."""
     if not isinstance(raw, dict):
-        raise ParamError(str(path), raw, "expected a mapping of sections")
-    return from_dict(Params, raw, prefix="")
+        raise ParamError(source, raw, "expected a mapping of sections")
+    if "sections" in raw:
+        raise ParamError("sections", raw["sections"], "a reserved name; name a model kind's section after the kind")
+    core = {k: v for k, v in raw.items() if k in CORE_SECTIONS}
+    extra = {k: v for k, v in raw.items() if k not in CORE_SECTIONS}
+    train = from_dict(TrainParams, core.get("train"), prefix="train")
+    named = {section for section in train.models.values()}
+    for key, value in extra.items():
+        if key not in named:
+            raise ParamError(key, value, f"unknown section; known: {', '.join(CORE_SECTIONS)}, and the sections "
+                             f"train.models names ({', '.join(sorted(named - set(CORE_SECTIONS))) or 'none'})")
+        if value is not None and not isinstance(value, dict):
+            raise ParamError(key, value, "expected a mapping")
+    return from_dict(Params, {**core, "sections": {k: v or {} for k, v in extra.items()}}, prefix="")
 
 
 def as_dict(obj: Any) -> Any:

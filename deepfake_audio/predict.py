@@ -35,7 +35,7 @@ from deepfake_audio.calibration import Calibration
 from deepfake_audio.errors import AudioError, EmptyAudio, NonFiniteAudio, SilentAudio, TooShortAudio
 
 if TYPE_CHECKING:
-    from deepfake_audio.training import Bundle
+    from deepfake_audio.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ __all__ = ["PCM_FORMATS", "Predictor", "Window", "WindowStream", "best_bundle", 
 
 PCM_FORMATS = {"s16le": ("<i2", 1.0 / 32768.0), "f32le": ("<f4", 1.0)}
 """Raw PCM sample formats read by :func:`pcm_chunks`: numpy dtype and the scale to [-1, 1]."""
-
-WEIGHT_FILES = ("weights.pt", "model.json")
 
 
 @dataclasses.dataclass
@@ -78,22 +76,11 @@ def window_spans(n_samples: int, *, window: int, hop: int) -> list[tuple[int, in
     return spans
 
 
-def _check_bundle(bundle_dir: Path) -> None:
-    """``ValueError`` naming what is missing when ``bundle_dir`` is not a bundle."""
-    config_path = bundle_dir / "config.json"
-    if not bundle_dir.is_dir():
-        raise ValueError(f"{bundle_dir} is not a model bundle: no such folder (a bundle is a folder of data/models/)")
-    if not config_path.is_file():
-        raise ValueError(f"{bundle_dir} is not a model bundle: it has no config.json (train one with `dvc repro`)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{config_path} is not a bundle config: {exc}") from exc
-    missing = [k for k in ("model", "audio", "features", "scaler", "threshold") if k not in config]
-    if missing:
-        raise ValueError(f"{config_path} is not a bundle config: no {', '.join(missing)}")
-    if not any((bundle_dir / w).is_file() for w in WEIGHT_FILES):
-        raise ValueError(f"{bundle_dir} is not a complete bundle: no weights ({' or '.join(WEIGHT_FILES)})")
+_MODEL_INPUTS = {
+    # model input -> how one clip's extracted features become it, as the scaled tables hold it
+    "frames": lambda p, frames, utterance: p.scaler.transform_frames(frames[None])[0, p._rows],
+    "utterances": lambda p, frames, utterance: p.scaler.transform_table(utterance[None])[0],
+}
 
 
 def _decide(score: float, threshold: float) -> str:
@@ -126,8 +113,8 @@ class Predictor:
         self.window_s = float(self.audio.duration_s)
         self.threshold = float(cfg["threshold"])
         self.calibration = Calibration.from_dict(cfg["calibration"]) if "calibration" in cfg else None
-        self._frames = bundle.kind.input == "frames"
-        self.scaler = Scaler.from_json(cfg["scaler"]["frames" if self._frames else "utterances"])
+        self._input = _MODEL_INPUTS[bundle.kind.input]
+        self.scaler = Scaler.from_json(cfg["scaler"][bundle.kind.input])
         groups = bundle.frame_groups
         # The rows the model reads, as the train stage read them from the scaled table (file order).
         self._rows = np.array([i for i, g in enumerate(self.extractor.layout.frame_groups)
@@ -141,10 +128,10 @@ class Predictor:
             ValueError: when ``bundle_dir`` is not a bundle (no folder, no config.json, no weights,
                 an unknown model kind), with a message that says which.
         """
-        from deepfake_audio.training import load_bundle
+        from deepfake_audio.bundle import check_bundle, load_bundle
 
         bundle_dir = Path(bundle_dir)
-        _check_bundle(bundle_dir)
+        check_bundle(bundle_dir)
         try:
             bundle = load_bundle(bundle_dir)
         except KeyError as exc:
@@ -165,9 +152,7 @@ class Predictor:
         """
         frames, utterance = self.extractor.extract(
             fix_length(np.asarray(y, dtype=np.float32), self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop))
-        if self._frames:
-            return self.scaler.transform_frames(frames[None])[0, self._rows]
-        return self.scaler.transform_table(utterance[None])[0]
+        return self._input(self, frames, utterance)
 
     def score_signals(self, signals: list[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         """Raw scores of mono float signals at :attr:`sample_rate`, the model run on batches.

@@ -17,15 +17,15 @@ import pandas as pd
 from deepfake_audio.evaluation import metrics_from_scores, score_splits, write_plots
 from deepfake_audio.io import write_frame, write_json
 from deepfake_audio.stage import run_stage
-from deepfake_audio.training import load_bundle, load_inputs
+from deepfake_audio.bundle import load_bundle
+from deepfake_audio.inputs import load_inputs
 
 
 def body(args: argparse.Namespace, params) -> str:
     bundle = load_bundle(args.bundle)
     manifest = pd.read_parquet(args.manifest)
     splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
-    data = load_inputs(manifest, kind=bundle.kind, frames_path=args.scaled / "frames.parquet",
-                       utterances_path=args.scaled / "utterances.parquet", splits=splits,
+    data = load_inputs(manifest, input=bundle.kind.input, scaled=args.scaled, splits=splits,
                        groups=bundle.frame_groups)
     scores = score_splits(bundle, data)
     if "partition" in manifest.columns:

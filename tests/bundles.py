@@ -4,7 +4,7 @@
 ``download -> split -> features -> standardize -> train@<model>`` in-process on it, with params
 shrunk the way the end-to-end test shrinks them (1-s clips, 32 mel bands, 8-unit networks, 2
 epochs). The bundles are real: ``config.json`` with the scaler, threshold and dev-fitted
-calibration, and the weights, loadable by :func:`deepfake_audio.training.load_bundle`. A call
+calibration, and the weights, loadable by :func:`deepfake_audio.bundle.load_bundle`. A call
 takes a few seconds on a CPU (plus numba's one-time compilation in a fresh environment).
 
 Layout under ``root`` (the pipeline's own, so tests can read the stage outputs too)::

@@ -421,3 +421,11 @@ def test_plan_refuses_bad_manifests() -> None:
     clash = pd.concat([manifest, manifest.iloc[[0]].assign(utt_id="u0#aug0", split="dev")])
     with pytest.raises(ValueError, match="u0#aug0"):
         plan_augmentations(clash, config=AugmentConfig(copies=1))
+
+
+def test_the_ops_and_codecs_match_the_names_params_validate() -> None:
+    """params.py validates op and codec names without importing this module; the two must agree."""
+    from deepfake_audio.params import AUGMENT_OPS, CODEC_NAMES
+
+    assert tuple(OPS) == AUGMENT_OPS
+    assert tuple(CODECS) == CODEC_NAMES

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +11,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deepfake_audio.errors import ParamError  # noqa: E402
-from deepfake_audio.models import get_model_kind, known_models  # noqa: E402
-from deepfake_audio.params import ModelParams, from_dict  # noqa: E402
+from deepfake_audio.models import check_model_params, get_model_kind, known_models  # noqa: E402
+from deepfake_audio.params import ModelParams, XGBoostParams, from_dict, params_from_dict  # noqa: E402
 
 NEURAL = ["cnn", "cnn2d", "cnn_bilstm_attention", "cnn_lstm", "lcnn", "lstm"]
 SMALL = ModelParams(conv_channels=16, lstm_units=16, attention_dim=16, dense_units=16)
 
 
 def test_registry_holds_every_seed_model_and_the_references() -> None:
-    assert known_models() == sorted(NEURAL + ["xgboost"])
+    assert known_models() == sorted(NEURAL + ["xgboost", "logistic"])
     with pytest.raises(ParamError, match="known: cnn, cnn2d"):
         get_model_kind("resnet")
 
@@ -60,21 +61,59 @@ def test_unused_keys_do_not_change_the_model(name: str) -> None:
 
 def test_frame_groups_per_model() -> None:
     p = from_dict(ModelParams, {"sequence_groups": ["mfcc", "rms"], "image_group": "cqt"}, prefix="model")
-    assert get_model_kind("cnn_lstm").frame_groups(p) == ("mfcc", "rms")
-    assert get_model_kind("lstm").frame_groups(p) == ("mfcc", "rms")
-    assert get_model_kind("cnn2d").frame_groups(p) == ("cqt",)
-    assert get_model_kind("lcnn").frame_groups(p) == ("lfcc",)
-    assert get_model_kind("xgboost").frame_groups is None
+    assert get_model_kind("cnn_lstm").groups(p) == ("mfcc", "rms")
+    assert get_model_kind("lstm").groups(p) == ("mfcc", "rms")
+    assert get_model_kind("cnn2d").groups(p) == ("cqt",)
+    assert get_model_kind("lcnn").groups(p) == ("lfcc",)
+    assert get_model_kind("xgboost").groups(XGBoostParams()) is None
 
 
-@pytest.mark.parametrize("data, key", [({"sequence_groups": ["mfcc", "mel"]}, "model.sequence_groups"),
-                                       ({"image_group": "spectrogram"}, "model.image_group"),
-                                       ({"sequence_groups": []}, "model.sequence_groups"),
+@pytest.mark.parametrize("data, key", [({"sequence_groups": []}, "model.sequence_groups"),
                                        ({"attention_dim": 0}, "model.attention_dim")])
 def test_bad_model_params(data: dict, key: str) -> None:
     with pytest.raises(ParamError) as info:
         from_dict(ModelParams, data, prefix="model")
     assert info.value.key == key
+
+
+@pytest.mark.parametrize("model, key, value", [({"sequence_groups": ["mfcc", "mel"]}, "model.sequence_groups", "mel"),
+                                               ({"image_group": "spectrogram"}, "model.image_group", "spectrogram"),
+                                               ({"image_group": "cqt"}, "model.image_group", "cqt")])
+def test_a_model_reading_a_group_features_do_not_extract_fails_at_load(model: dict, key: str, value: str) -> None:
+    """A cross-section rule checked by the model registry when the train stage loads its params."""
+    params = params_from_dict({"model": model})
+    with pytest.raises(ParamError) as info:
+        check_model_params(params)
+    assert info.value.key == key and info.value.value == value
+    assert "features.frame_groups" in info.value.allowed
+
+
+def test_every_shipped_model_passes_the_registry_checks() -> None:
+    from deepfake_audio.params import load_params
+
+    kinds = check_model_params(load_params(Path(__file__).resolve().parents[1] / "params.yaml"))
+    assert list(kinds) == ["cnn_lstm", "cnn_bilstm_attention", "cnn", "lstm", "cnn2d", "xgboost"]
+
+
+def test_a_kind_with_its_own_section_parses_it_with_its_own_dataclass() -> None:
+    """A new kind brings its params dataclass; the loader keeps its section raw, the kind parses it."""
+    import dataclasses as dc
+
+    from deepfake_audio.models import ModelKind
+
+    @dc.dataclass(frozen=True)
+    class TinyParams:
+        depth: int = 2
+
+    kind = ModelKind("tiny", "tiny", TinyParams, "utterances", "tiny.json", fit=None, load=None, score=None,
+                     uses=("depth",))
+    params = params_from_dict({"train": {"models": {"tiny": "tiny"}}, "tiny": {"depth": 5}})
+    assert kind.section(params) == TinyParams(depth=5)
+    with pytest.raises(ParamError) as info:
+        kind.section(params_from_dict({"train": {"models": {"tiny": "tiny"}}, "tiny": {"dpeth": 5}}))
+    assert info.value.key == "tiny.dpeth"
+    with pytest.raises(ValueError, match="lacks"):
+        ModelKind("bad", "tiny", TinyParams, "utterances", "x", fit=None, load=None, score=None, uses=("width",))
 
 
 def test_too_few_frames_is_a_clear_error() -> None:

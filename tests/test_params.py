@@ -11,7 +11,7 @@ import yaml
 from deepfake_audio.errors import ParamError
 from deepfake_audio.models import get_model_kind, known_models
 from deepfake_audio.params import (AudioParams, DataParams, FeatureParams, ModelParams, Params, SplitParams,
-                                   TrainParams, XGBoostParams, as_dict, from_dict, load_params)
+                                   TrainParams, XGBoostParams, as_dict, from_dict, load_params, params_from_dict)
 
 REPO_PARAMS = Path(__file__).parents[1] / "params.yaml"
 
@@ -119,10 +119,9 @@ def test_wrong_types(data: dict, key: str, allowed: str) -> None:
     ({"audio": {"sample_rate": 0}}, "audio.sample_rate", "> 0"),
     ({"audio": {"duration_s": -1.0}}, "audio.duration_s", "> 0"),
     ({"split": {"train": 1.0, "dev": 0.0, "test": 0.0}}, "split.train", "(0, 1)"),
-    ({"features": {"mfcc": {"n_mfcc": 80}}}, "features.mfcc.n_mfcc", "n_mels (64)"),
+    ({"features": {"mfcc": {"n_mfcc": 200}}}, "features.mfcc.n_mfcc", "n_mels (128)"),
     ({"features": {"mfcc": {"deltas": 3}}}, "features.mfcc.deltas", "delta-delta"),
     ({"features": {"lfcc": {"n_lfcc": 30}}}, "features.lfcc.n_lfcc", "n_filters (20)"),
-    ({"features": {"frame_groups": ["mfcc", "mfccs"]}}, "features.frame_groups", "known feature groups: mfcc, log_mel"),
     ({"features": {"utterance_groups": ["rms", "rms"]}}, "features.utterance_groups", "at most once"),
     ({"features": {"frame_groups": [], "utterance_groups": []}}, "features.frame_groups", "at least one"),
     ({"features": {"stats": ["mean", "median"]}}, "features.stats", "p50"),
@@ -228,7 +227,7 @@ def test_every_configured_model_is_known_and_mapped_to_its_section() -> None:
         assert kind.params_section == section
         assert section in section_names
         assert kind.input in ("frames", "utterances")
-        assert kind.neural == (kind.input == "frames")
+        assert (kind.build is not None) == (kind.input == "frames")  # the torch kinds read frames
 
 
 @pytest.mark.parametrize("name", known_models())
@@ -265,7 +264,7 @@ def test_param_error_survives_pickling() -> None:
 
 def test_param_error_from_validation_survives_pickling() -> None:
     with pytest.raises(ParamError) as info:
-        from_dict(Params, {"features": {"mfcc": {"n_mfcc": 80}}}, prefix="")
+        from_dict(Params, {"features": {"mfcc": {"n_mfcc": 200}}}, prefix="")
     back = pickle.loads(pickle.dumps(info.value))
     assert str(back) == str(info.value) and back.key == "features.mfcc.n_mfcc"
 
@@ -277,3 +276,68 @@ def test_yaml_1_1_exponent_strings_are_read_as_numbers() -> None:
     raw = yaml.safe_load("train:\n  lr: 1e-3\n")
     assert raw["train"]["lr"] == "1e-3"
     assert from_dict(Params, raw, prefix="").train.lr == pytest.approx(0.001)
+
+
+# ---------------------------------------------------------------- defaults, sections and cross-section rules
+
+
+def test_shipped_params_equal_the_defaults() -> None:
+    """Defaults cannot drift from params.yaml: every section loads to its dataclass defaults."""
+    shipped = load_params(REPO_PARAMS)
+    assert shipped == Params(), "params.yaml and the defaults in deepfake_audio/params.py differ"
+
+
+def test_a_section_train_models_does_not_name_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("trian:\n  epochs: 3\n", encoding="utf-8")
+    with pytest.raises(ParamError) as info:
+        load_params(path)
+    assert info.value.key == "trian" and "unknown section" in str(info.value)
+
+
+def test_a_model_kinds_own_section_is_kept_for_its_kind() -> None:
+    params = params_from_dict({"train": {"models": {"cnn_lstm": "model", "mine": "my_section"}},
+                               "my_section": {"depth": 3}})
+    assert params.section("my_section") == {"depth": 3}
+    assert params.section("model") is params.model
+    with pytest.raises(ParamError) as info:
+        params_from_dict({"sections": {}})
+    assert info.value.key == "sections"
+
+
+def test_augmentation_rates_must_fit_the_sample_rate_at_load_time() -> None:
+    """A cross-section rule: fails when params load, naming the key, not later in a feature worker."""
+    with pytest.raises(ParamError) as info:
+        params_from_dict({"audio": {"sample_rate": 8000},
+                          "features": {"augment": {"copies": 1, "resample_rates": [11025]}}})
+    assert info.value.key == "features.augment.resample_rates[0]" and "8000" in info.value.allowed
+    with pytest.raises(ParamError) as info:
+        params_from_dict({"audio": {"sample_rate": 8000},
+                          "features": {"augment": {"copies": 1, "resample_rates": [4000], "band_limit_hz": [[50.0, 7000.0]]}}})
+    assert info.value.key == "features.augment.band_limit_hz[0]"
+
+
+def test_feature_group_names_are_checked_by_the_feature_registry() -> None:
+    from deepfake_audio.features import check_feature_params
+
+    params = from_dict(FeatureParams, {"frame_groups": ["mfcc", "mfccs"]}, prefix="features")
+    with pytest.raises(ParamError) as info:
+        check_feature_params(params, AudioParams())
+    assert info.value.key == "features.frame_groups" and info.value.value == "mfccs"
+    assert "known feature groups: mfcc, log_mel" in info.value.allowed
+    # Groups that cannot work at the sample rate fail here too, before any clip is read.
+    with pytest.raises(ParamError) as info:
+        check_feature_params(FeatureParams(), AudioParams(sample_rate=8000))
+    assert info.value.key == "features.spectral_contrast.n_bands"
+    check_feature_params(FeatureParams(), AudioParams())  # the shipped settings pass
+
+
+def test_the_params_loader_imports_nothing_from_the_project() -> None:
+    import ast
+
+    import deepfake_audio.params as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name for n in ast.walk(tree)
+                if isinstance(n, (ast.Import, ast.ImportFrom)) for a in (n.names if isinstance(n, ast.Import) else [n])]
+    assert not [m for m in imported if m and m.split(".")[0] == "deepfake_audio"]

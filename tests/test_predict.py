@@ -81,7 +81,7 @@ def test_scores_equal_the_training_pipeline_on_the_same_clip(bundles: dict[str, 
     from deepfake_audio.features import FeatureExtractor
     from deepfake_audio.params import AudioParams, FeatureParams, from_dict
     from deepfake_audio.scaling import Scaler
-    from deepfake_audio.training import load_bundle
+    from deepfake_audio.bundle import load_bundle
 
     predictor = Predictor.load(bundles[model])
     bundle = load_bundle(bundles[model])
@@ -108,14 +108,14 @@ def test_predict_gives_the_evaluate_stage_scores(bundles: dict[str, Path], model
     the evaluate stage computes from the standardised feature tables."""
     import pandas as pd
 
+    from deepfake_audio.bundle import load_bundle
     from deepfake_audio.evaluation import score_splits
-    from deepfake_audio.training import load_bundle, load_inputs
+    from deepfake_audio.inputs import load_inputs
 
     root = bundles[model].parents[2]
     bundle = load_bundle(bundles[model])
     manifest = pd.read_parquet(root / "data" / "features" / "manifest.parquet")
-    data = load_inputs(manifest, kind=bundle.kind, frames_path=root / "data" / "scaled" / "frames.parquet",
-                       utterances_path=root / "data" / "scaled" / "utterances.parquet", splits=["test", "dev"],
+    data = load_inputs(manifest, input=bundle.kind.input, scaled=root / "data" / "scaled", splits=["test", "dev"],
                        groups=bundle.frame_groups)
     expected = score_splits(bundle, data)
     # utt_id is "<source>/<path relative to labels.csv, less its suffix>"

@@ -15,18 +15,30 @@ import pytest
 from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, utterance_schema
 from deepfake_audio.io import write_table
 from deepfake_audio.metrics import compute_eer
-from deepfake_audio.models import get_model_kind
+from deepfake_audio.bundle import bundle_config, load_bundle, save_config, training_key
+from deepfake_audio.inputs import LABEL_IDS, SplitData, load_inputs
+from deepfake_audio.models import FitContext, get_model_kind
 from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, SpecAugmentParams, TrainParams,
                                    XGBoostParams, as_dict)
-from deepfake_audio.training import (CHECKPOINT, LABEL_IDS, SplitData, _class_weights, bundle_config, load_bundle,
-                                     load_inputs, oversample_indices, resumable_epoch, save_config, select_device,
-                                     spec_augment, train_neural, train_xgboost, training_key)
+from deepfake_audio.runtime import select_device
+from deepfake_audio.sampling import class_weights, oversample_indices, spec_augment
+from deepfake_audio.training import CHECKPOINT, resumable_epoch, train_neural
 
 torch = pytest.importorskip("torch")
 
 N_FEATURES, N_FRAMES = 8, 32
 MODEL = ModelParams(conv_channels=8, lstm_units=8, dense_units=8)
 TRAIN = TrainParams(epochs=5, batch_size=16, device="cpu", seed=0)
+
+
+def _build(kind, params: ModelParams):
+    """The ``build(n_features, n_frames)`` that a neural kind's fit hands to train_neural."""
+    return lambda n_features, n_frames: kind.build(n_features, n_frames, params)
+
+
+def train_xgboost(data: dict[str, SplitData], *, params: XGBoostParams, train_params: TrainParams,
+                  out_dir: Path) -> dict:
+    return get_model_kind("xgboost").fit(data, FitContext(section=params, train=train_params, out_dir=out_dir))
 
 
 def make_split(n: int, *, seed: int, shape: tuple[int, ...], shift: float) -> SplitData:
@@ -60,7 +72,7 @@ def frame_data() -> dict[str, SplitData]:
 def trained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One CNN-LSTM run shared by the neural tests (about 2 s on one CPU thread, mostly warm-up)."""
     out = tmp_path_factory.mktemp("cnn_lstm")
-    summary = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=TRAIN,
+    summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN,
                            out_dir=out)
     return {"out": out, "summary": summary}
 
@@ -94,7 +106,7 @@ def test_saved_weights_are_trained_not_initial(trained: dict) -> None:
 def retrained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A second run with the same seed and data."""
     out = tmp_path_factory.mktemp("cnn_lstm_again")
-    summary = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=TRAIN,
+    summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN,
                            out_dir=out)
     return {"out": out, "summary": summary}
 
@@ -118,7 +130,7 @@ def test_same_seed_gives_byte_identical_weights_file(trained: dict, retrained: d
 def test_bundle_scores_like_the_trained_model(trained: dict, frame_data) -> None:
     out, summary = trained["out"], trained["summary"]
     kind = get_model_kind("cnn_lstm")
-    config = bundle_config(kind, summary, params_section=MODEL, train_params=TRAIN, audio=AudioParams(),
+    config = bundle_config(kind, summary, section=MODEL, train_params=TRAIN, audio=AudioParams(),
                            features=FeatureParams(), scaler={"names": [], "mean": [], "std": []})
     save_config(out, config)
     saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
@@ -147,7 +159,7 @@ def test_bundle_scores_like_the_trained_model(trained: dict, frame_data) -> None
 def test_early_stopping_honours_patience(frame_data, tmp_path: Path) -> None:
     """dev EER reaches its best early on these easy data; training stops ``patience`` epochs later."""
     params = TrainParams(epochs=40, batch_size=16, device="cpu", patience=2)
-    s = train_neural(get_model_kind("cnn_lstm"), frame_data, model_params=MODEL, train_params=params,
+    s = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=params,
                      out_dir=tmp_path)
     assert s["epochs_run"] < params.epochs
     assert s["epochs_run"] == s["best_epoch"] + params.patience + 1
@@ -162,13 +174,13 @@ def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path,
         else SpecAugmentParams()
     params = TrainParams(epochs=5, batch_size=16, device="cpu", patience=10, lr_schedule=schedule, spec_augment=masks)
     kind = get_model_kind("cnn_lstm")
-    whole = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "a", key="k")
+    whole = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "a", key="k")
     (tmp_path / "b").mkdir()
-    first = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "b",
+    first = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "b",
                          key="k", stop_after=2)
     assert first == {"stopped_at": 1} and resumable_epoch(tmp_path / "b", "k") == 1
     assert resumable_epoch(tmp_path / "b", "other") is None  # another key: start over
-    resumed = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path / "b", key="k")
+    resumed = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "b", key="k")
     for key in ("dev_eer", "threshold", "best_epoch", "epochs_run"):
         assert resumed[key] == whole[key], key
     assert (tmp_path / "a" / "weights.pt").read_bytes() == (tmp_path / "b" / "weights.pt").read_bytes()
@@ -177,8 +189,8 @@ def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path,
 
 def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path) -> None:
     kind, params = get_model_kind("cnn_lstm"), TrainParams(epochs=3, batch_size=16, device="cpu")
-    train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="old", stop_after=1)
-    s = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="new")
+    train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path, key="old", stop_after=1)
+    s = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path, key="new")
     assert s["epochs_run"] == 3
     (tmp_path / CHECKPOINT).write_bytes(b"cut off")  # a checkpoint torn by a kill is ignored, not fatal
     assert resumable_epoch(tmp_path, "new") is None
@@ -190,7 +202,7 @@ def test_schedules_change_the_learning_rate(frame_data, tmp_path: Path) -> None:
     for schedule in ("none", "cosine"):
         live = _Recorder()
         params = TrainParams(epochs=4, batch_size=16, device="cpu", lr_schedule=schedule, patience=10)
-        train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, live=live)
+        train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path, live=live)
         lrs[schedule] = live.values["train/lr"]
     assert lrs["none"] == [1e-3] * 4
     assert lrs["cosine"][0] == pytest.approx(1e-3) and lrs["cosine"][-1] < lrs["cosine"][1] < 1e-3
@@ -234,7 +246,7 @@ def test_training_key_tracks_used_keys_inputs_and_options(tmp_path: Path) -> Non
 
     def key(kind, model=MODEL, train=TRAIN, content=b"abc"):
         data.write_bytes(content)
-        return training_key(kind, section=model, train_params=train, device="cpu", inputs=[data], config={})
+        return training_key(kind, section=model, train_params=train, device="cpu", inputs=[data], code=[], config={})
 
     base_lstm, base_cnn = key(lstm), key(cnn)
     wider = ModelParams(conv_channels=8, lstm_units=16, dense_units=8)
@@ -253,7 +265,7 @@ def _xgb_data(shift: float) -> dict[str, SplitData]:
 
 
 def _save_xgb_bundle(out: Path, params: XGBoostParams, summary: dict) -> Path:
-    save_config(out, bundle_config(get_model_kind("xgboost"), summary, params_section=params,
+    save_config(out, bundle_config(get_model_kind("xgboost"), summary, section=params,
                                    train_params=TrainParams(device="cpu"), audio=AudioParams(),
                                    features=FeatureParams(), scaler={}))
     return out
@@ -267,7 +279,7 @@ def test_xgboost_learns_and_its_bundle_scores(tmp_path: Path) -> None:
     assert summary["device"] == "cpu" and summary["n_features"] == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
     bundle = load_bundle(_save_xgb_bundle(tmp_path, params, summary))
-    assert not bundle.kind.neural
+    assert bundle.kind.input == "utterances" and bundle.kind.build is None
     dev = data["dev"]
     scores = bundle.score(dev.x)
     assert scores.shape == (100,) and scores.dtype == np.float64
@@ -300,10 +312,10 @@ def test_xgboost_is_deterministic(tmp_path: Path) -> None:
 
 def test_class_weights_balance_the_classes() -> None:
     y = np.array([1, 0, 0, 0, 0, 0])
-    assert _class_weights(y, "weights") == 5.0
-    assert _class_weights(y, "none") == 1.0
-    assert _class_weights(np.zeros(4, dtype=int), "weights") == 1.0
-    assert _class_weights(y, "oversample") == 1.0  # oversampling balances by rows, not weights
+    assert class_weights(y, "weights") == 5.0
+    assert class_weights(y, "none") == 1.0
+    assert class_weights(np.zeros(4, dtype=int), "weights") == 1.0
+    assert class_weights(y, "oversample") == 1.0  # oversampling balances by rows, not weights
 
 
 @pytest.mark.parametrize("n_pos,n_neg", [(3, 10), (10, 3), (4, 4), (1, 7), (0, 5)])
@@ -350,7 +362,7 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
                            frame_groups=("a",) * 2 + ("b",) * (N_FEATURES - 2))
     write_table(tmp_path / "frames.parquet", frames_table(frame_schema(layout), ids, x))
     u = np.stack([np.arange(4.0), -np.arange(4.0)], axis=1).astype(np.float32)
-    write_table(tmp_path / "utts.parquet",
+    write_table(tmp_path / "utterances.parquet",
                 pa.Table.from_arrays([pa.array(ids), pa.array(u[:, 0]), pa.array(u[:, 1])],
                                      schema=utterance_schema(layout)))
     manifest = pd.DataFrame({
@@ -361,8 +373,8 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
         "split": ["train", "train", "dev", "eval:bench", "train"],
     })
     for kind_name, path_key in (("cnn_lstm", "frames"), ("xgboost", "utts")):
-        out = load_inputs(manifest, kind=get_model_kind(kind_name), frames_path=tmp_path / "frames.parquet",
-                          utterances_path=tmp_path / "utts.parquet", splits=["train", "dev", "eval:bench"])
+        out = load_inputs(manifest, input=get_model_kind(kind_name).input, scaled=tmp_path,
+                          splits=["train", "dev", "eval:bench"])
         train = out["train"]
         assert train.ids == ["a", "b"]
         assert train.y.tolist() == [LABEL_IDS["bonafide"], LABEL_IDS["spoof"]] == [1, 0]
@@ -384,7 +396,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str, data: dict) -> 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         params = TrainParams(epochs=4, batch_size=8, device="cpu", patience=10)
-        summary = train_neural(get_model_kind("cnn_lstm"), data, model_params=MODEL, train_params=params,
+        summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), data, name="cnn_lstm", train_params=params,
                                out_dir=Path(out), key="ddp")
         torch.save({"summary": summary}, Path(out) / f"rank{rank}.pt")
     finally:

@@ -8,11 +8,18 @@ means more bona fide.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
-from deepfake_audio.models import ModelKind, register_model
+from deepfake_audio.inputs import SplitData
+from deepfake_audio.models import FitContext, ModelKind, register_model
 from deepfake_audio.params import ModelParams
+from deepfake_audio.training import WEIGHTS, predict_torch, resumable_epoch, train_neural
 
 
 def conv_blocks(in_channels: int, params: ModelParams) -> tuple[nn.Sequential, int]:
@@ -217,6 +224,35 @@ class LCNN(nn.Module):
         return self.out(pooled).squeeze(-1)
 
 
+# ---------------------------------------------------------------- the torch family
+
+
+def neural_kind(name: str, module: Callable[..., nn.Module], *, uses: tuple[str, ...],
+                input_groups: Callable[[Any], tuple[str, ...]] | None = None, section: str = "model",
+                params_type: type = ModelParams, input: str = "frames") -> ModelKind:
+    """A model kind for a ``torch.nn.Module`` built as ``module(n_features, n_frames, section_params)``.
+
+    It trains with :func:`deepfake_audio.training.train_neural` (DDP, checkpoints, early stopping
+    on dev EER), saves a ``state_dict`` and scores on the CPU in eval mode.
+    """
+
+    def fit(data: dict[str, SplitData], ctx: FitContext) -> dict:
+        return train_neural(lambda n_features, n_frames: module(n_features, n_frames, ctx.section), data,
+                            name=name, train_params=ctx.train, out_dir=ctx.out_dir, live=ctx.live, key=ctx.key)
+
+    def load(bundle_dir: Path, config: dict, params: Any) -> nn.Module:
+        summary = config["summary"]
+        model = module(summary["n_features"], summary["n_frames"], params)
+        model.load_state_dict(torch.load(bundle_dir / WEIGHTS, map_location="cpu", weights_only=True))
+        return model.eval()
+
+    def score(model: nn.Module, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        return predict_torch(model, x, torch.device("cpu"), batch_size).astype(np.float64)
+
+    return ModelKind(name, section, params_type, input, WEIGHTS, fit, load, score, uses=uses,
+                     input_groups=input_groups, distributed=True, resumable_epoch=resumable_epoch, build=module)
+
+
 SEQUENCE_KEYS = ("sequence_groups",)
 SEQUENCE_MODELS = {
     "cnn_lstm": (CNNLSTM, CONV_KEYS + LSTM_KEYS + HEAD_KEYS),
@@ -225,10 +261,8 @@ SEQUENCE_MODELS = {
     "lstm": (LSTM, LSTM_KEYS + HEAD_KEYS),
 }
 for _name, (_cls, _keys) in SEQUENCE_MODELS.items():
-    register_model(ModelKind(_name, "model", "frames", _cls, uses=_keys + SEQUENCE_KEYS,
-                             frame_groups=_sequence_groups))
-register_model(ModelKind("cnn2d", "model", "frames", CNN2D,
-                         uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
-                         frame_groups=lambda p: (p.image_group,)))
-register_model(ModelKind("lcnn", "model", "frames", LCNN, uses=("conv_channels", "lstm_units", "dropout"),
-                         frame_groups=lambda p: ("lfcc",)))
+    register_model(neural_kind(_name, _cls, uses=_keys + SEQUENCE_KEYS, input_groups=_sequence_groups))
+register_model(neural_kind("cnn2d", CNN2D, uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
+                           input_groups=lambda p: (p.image_group,)))
+register_model(neural_kind("lcnn", LCNN, uses=("conv_channels", "lstm_units", "dropout"),
+                           input_groups=lambda p: ("lfcc",)))
