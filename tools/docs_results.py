@@ -92,6 +92,16 @@ def committed_state(root: Path, paths: list[str]) -> str:
     return "modified" if proc.stdout.strip() else "committed"
 
 
+def last_change(root: Path, path: str) -> str | None:
+    """``<short commit> (<date>)`` of the last commit that changed ``path``, or ``None``."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%h (%cs)", "--", path], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out or None
+
+
 def lock_outputs(lock_path: Path) -> list[dict]:
     """Data-stage outputs of ``dvc.lock``: ``{stage, path, md5, size, nfiles}``, in pipeline order."""
     if not lock_path.is_file():
@@ -394,7 +404,9 @@ def results_page(root: Path, s: dict) -> tuple[list[str], dict]:
     """The lines of docs/results.md, and the model metrics they came from."""
     models = model_metrics(root / "metrics")
     state = committed_state(root, ["metrics"])
-    source = {"committed": f"the files committed at `{s['commit'].split('+')[0]}`",
+    changed = last_change(root, "metrics")
+    source = {"committed": f"the files committed at `{s['commit'].split('+')[0]}`"
+                           + (f", last changed by commit `{changed.split()[0]}` {changed.split()[1]}" if changed else ""),
               "modified": "workspace files that differ from the last commit",
               "unknown": "the workspace files"}[state]
     lines = ["# Results", "",
