@@ -50,6 +50,7 @@ from benchmarks.naive_features import naive_features
 from deepfake_audio.errors import AudioError
 from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.params import AudioParams, FeatureParams, load_params
+from tools.stamp import stamp
 
 DEFAULT_MANIFEST = Path("data/raw/manifest.parquet")
 TARGET_SPEEDUP = 4.0
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="generate clips even if a manifest exists")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per pipeline; the best is kept")
     parser.add_argument("--seed", type=int, default=0, help="seeds the clip sample or the generated clips")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results, stamped with the commit and machine, to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--params", type=Path, default=None,
                         help="take audio and features from this params.yaml (default: the built-in defaults)")
@@ -246,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                   "pipelines": best, "extract_only_s": extract_only, "naive_over_project": speedup,
                   "project_over_limit": over_limit, "project_realtime_per_core": realtime,
                   "targets": {"speedup": TARGET_SPEEDUP, "realtime": TARGET_REALTIME, "met": met},
-                  "cpu_over_wall": cpu_wall}
+                  "cpu_over_wall": cpu_wall, "stamp": stamp()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 1 if args.strict and not met else 0
 

@@ -46,6 +46,8 @@ import threading
 import time
 from pathlib import Path
 
+from tools.stamp import stamp
+
 GROWTH_LIMIT = 1.25
 SAMPLE_EVERY_S = 0.05
 
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-jobs", type=int, default=2, help="extract_features worker processes (default 2)")
     parser.add_argument("--chunk-size", type=int, default=64, help="clips per worker task (default 64)")
     parser.add_argument("--distinct", type=int, default=50, help="distinct audio files the manifest cycles over")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results, stamped with the commit and machine, to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a peak grows by more than 25%%")
     # internal: one measurement in a fresh process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  parent peak slope: {slope_kb:.2f} KiB per clip; if linear, +{_mib(slope_kb * 1e5):.0f} MiB "
               f"at 100,000 clips and +{_mib(slope_kb * 1e6) / 1024:.1f} GiB at 1,000,000 (0 for constant memory)")
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"stamp": stamp(), "results": results}, indent=2) + "\n", encoding="utf-8")
     return 1 if args.strict and grew else 0
 
 

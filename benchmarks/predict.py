@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.features import synthetic_clip, write_synthetic_clips
+from tools.stamp import stamp
 
 DEFAULT_MODEL = Path("data/models/cnn_lstm")
 TARGET_LATENCY_MS = 50.0
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-s", type=float, default=0.1, help="seconds of PCM per stream read (default 0.1)")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results, stamped with the commit and machine, to this JSON file")
     args = parser.parse_args(argv)
     for name in ("runs", "files", "batch_size", "threads"):
         if getattr(args, name) < 1:
@@ -135,6 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  stream, {args.stream_s:g} s of s16le PCM in {args.chunk_s:g}-s chunks, {predictor.window_s:g}-s windows "
           f"every {args.hop_s:g} s, 1 thread: {len(windows)} windows in {wall_s:.2f} s = {realtime:.0f}x real time "
           f"(CPU/wall {cpu_s / wall_s:.2f}; target >= {TARGET_STREAM_REALTIME:g}x: {'met' if stream_ok else 'MISSED'})")
+    if args.json is not None:
+        result = {"model": predictor.model_name, "bundle": str(predictor.bundle_dir), "threads": args.threads,
+                  "runs": args.runs, "latency_median_ms": median_ms, "latency_p90_ms": p90_ms,
+                  "latency_cpu_over_wall": latency_ratio, "files": len(paths), "failed": failed,
+                  "batch_size": args.batch_size, "files_per_s": files_per_s, "folder_cpu_over_wall": folder_ratio,
+                  "stream_s": args.stream_s, "stream_windows": len(windows), "stream_wall_s": wall_s,
+                  "stream_realtime": realtime, "stream_cpu_over_wall": cpu_s / wall_s,
+                  "targets": {"latency_ms": TARGET_LATENCY_MS, "stream_realtime": TARGET_STREAM_REALTIME,
+                              "met": latency_ok and stream_ok},
+                  "stamp": stamp()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.strict and not (latency_ok and stream_ok):
         return 1
     return 0

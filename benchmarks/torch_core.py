@@ -21,6 +21,7 @@ so a speed-up bought with other numbers shows. The extractor uses torch only if 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ import numpy as np
 from benchmarks.features import DEFAULT_MANIFEST, pick_clips
 from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.params import AudioParams, FeatureParams
+from tools.stamp import stamp
 
 
 def project_core(extractor: FeatureExtractor, clips: np.ndarray) -> np.ndarray:
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
     parser.add_argument("--synthetic", action="store_true", help="generated clips even if a corpus exists")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results, stamped with the commit and machine, to this JSON file")
     args = parser.parse_args(argv)
 
     import torch
@@ -126,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, wall, diff in rows:
         print(f"  {name:16s} {1e3 * wall / n:8.3f} {audio_s / wall:11.0f}x {diff:15.2g}")
     print("\n  CPU rows: one thread each (per core); best of", args.repeats, "runs", file=sys.stdout)
+    if args.json is not None:
+        results = [{"pipeline": name, "ms_per_clip": 1e3 * wall / n, "realtime": audio_s / wall, "max_abs_diff_db": diff}
+                   for name, wall, diff in rows]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"source": source, "n_clips": n, "repeats": args.repeats, "results": results,
+                                         "stamp": stamp()}, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

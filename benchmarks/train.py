@@ -34,6 +34,7 @@ from deepfake_audio.models import get_model_kind
 from deepfake_audio.params import load_params
 from deepfake_audio.models.xgboost import xgboost_device
 from deepfake_audio.runtime import select_device
+from tools.stamp import stamp
 
 
 def input_shape(kind, params) -> tuple[int, int]:
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--xgb-rows", type=int, default=2000)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results, stamped with the commit and machine, to this JSON file")
     args = parser.parse_args(argv)
 
     import torch
@@ -152,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"   ({r['rows']} rows x {r['trees']} trees in {r['fit_s']:.1f} s on {r['device']})")
         results.append(r)
     if args.json is not None:
-        args.json.write_text(json.dumps({"device": name, "batch_size": batch_size, "results": results}, indent=2) + "\n")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"device": name, "batch_size": batch_size, "results": results,
+                                         "stamp": stamp()}, indent=2) + "\n")
     return 0
 
 
