@@ -1,8 +1,10 @@
 """Tests for deepfake_audio.training: tiny CNN-LSTM and XGBoost runs, determinism, bundles."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -175,11 +177,38 @@ def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path,
     assert not (tmp_path / "b" / CHECKPOINT).exists()
 
 
-def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path) -> None:
-    kind, params = get_model_kind("cnn_lstm"), TrainParams(epochs=3, batch_size=16, device="cpu")
-    train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="old", stop_after=1)
-    s = train_neural(kind, frame_data, model_params=MODEL, train_params=params, out_dir=tmp_path, key="new")
+def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint written for another key is not resumed: the run starts from scratch and ends
+    as a fresh run does. The planted checkpoint (another seed, stopped after 2 of 3 epochs) would
+    leave a run that resumed it with one epoch to go and other weights."""
+    kind = get_model_kind("cnn_lstm")
+    params = TrainParams(epochs=3, batch_size=16, device="cpu", patience=10)
+
+    def run(out: Path, key: str, train_params: TrainParams = params, **options) -> dict:
+        out.mkdir(exist_ok=True)
+        return train_neural(kind, frame_data, model_params=MODEL, train_params=train_params, out_dir=out, key=key,
+                            **options)
+
+    run(tmp_path / "fresh", "new")
+    planted = tmp_path / "planted"
+    run(planted, "old", dataclasses.replace(params, seed=1), stop_after=2)
+    assert resumable_epoch(planted, "old") == 1 and resumable_epoch(planted, "new") is None
+    # What resuming the planted checkpoint gives, so the check below can tell the two apart.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / CHECKPOINT).write_bytes((planted / CHECKPOINT).read_bytes())
+    run(resumed, "old")
+    weights = (tmp_path / "fresh" / "weights.pt").read_bytes()
+    assert (resumed / "weights.pt").read_bytes() != weights
+
+    live = _Recorder()
+    with caplog.at_level(logging.INFO, logger="deepfake_audio.training"):
+        s = run(planted, "new", live=live)
+    assert "resuming" not in caplog.text
+    assert len(live.values["train/loss"]) == 3  # every epoch ran in this call
     assert s["epochs_run"] == 3
+    assert (planted / "weights.pt").read_bytes() == weights
+    assert not (planted / CHECKPOINT).exists()
     (tmp_path / CHECKPOINT).write_bytes(b"cut off")  # a checkpoint torn by a kill is ignored, not fatal
     assert resumable_epoch(tmp_path, "new") is None
 
