@@ -355,20 +355,27 @@ json.dump(out, sys.stdout)
 
 
 def test_outputs_are_bit_identical_across_processes() -> None:
+    """Every installed engine gives the same bytes in a fresh process; at least one is compared
+    (CI installs all of them), and none installed is a skip that names what is missing."""
+    installed = [e for e in E.all_engines() if e.available()]
+    if not installed:
+        missing = "; ".join(f"{e.name} ({e.packages})" for e in E.all_engines())
+        pytest.skip(f"no spoofing engine installed, nothing to compare: {missing}")
     root = Path(__file__).resolve().parents[1]
     # Started first so the child's model loading overlaps the work done here.
     child = subprocess.Popen(
         [sys.executable, "-c", _DIGEST_SCRIPT], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     here = {}
-    for engine in E.all_engines():
-        if not engine.available():
-            continue
+    for engine in installed:
         if engine.kind == "tts":
             y, _ = E.synthesize(engine, "hello", language="en", seed=3)
         else:
             y = E.vocode(engine, voice_like(16000, 0.5, seed=9), sample_rate=16000, seed=3)
+        assert len(y) > 0 and np.any(y != 0), engine.name  # an empty or silent output would match trivially
+        _assert_audio(y)
         here[engine.name] = _digest(y)
     stdout, stderr = child.communicate(timeout=120)
     assert child.returncode == 0, stderr
-    assert here == json.loads(stdout)
+    assert len(here) >= 1 and sorted(here) == sorted(e.name for e in installed)
+    assert json.loads(stdout) == here

@@ -1,4 +1,6 @@
-"""The features stage's outputs are byte-identical whatever the backend (joblib, dask) and n_jobs."""
+"""The features stage's outputs are byte-identical whatever the backend (joblib, dask) and n_jobs,
+and ``backend: dask`` really computes on a dask cluster (equal outputs alone would also hold if
+joblib ran instead)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +14,7 @@ from deepfake_audio.params import AudioParams, FeatureParams
 from tests.conftest import synth, write_bad_files, write_signal
 
 SR = 16000
+CHUNK_SIZE = 4
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
 
 def _digests(manifest: pd.DataFrame, out: Path, **options: object) -> dict[str, str]:
-    features = FeatureParams(chunk_size=4, max_reject_fraction=1.0, **options)
+    features = FeatureParams(chunk_size=CHUNK_SIZE, max_reject_fraction=1.0, **options)
     extract_features(manifest, audio=AudioParams(duration_s=1.0), features=features,
                      frames_path=out / "frames.parquet", utterances_path=out / "utterances.parquet",
                      rejects_path=out / "rejects.csv")
@@ -34,11 +37,46 @@ def _digests(manifest: pd.DataFrame, out: Path, **options: object) -> dict[str, 
             for name in ("frames.parquet", "utterances.parquet", "rejects.csv")}
 
 
-def test_outputs_are_byte_identical_across_backends_and_n_jobs(manifest: pd.DataFrame, tmp_path: Path) -> None:
-    pytest.importorskip("dask.distributed")
+def _n_chunks(manifest: pd.DataFrame) -> int:
+    return -(-len(manifest) // CHUNK_SIZE)
+
+
+def _record_computed_tasks(scheduler) -> list[str]:
+    """Keys of the tasks ``scheduler`` sees computed from now on (processing -> memory: scattered
+    data never passes through processing)."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    computed: list[str] = []
+
+    class Recorder(SchedulerPlugin):
+        def transition(self, key, start, finish, *args, **kwargs) -> None:
+            if (start, finish) == ("processing", "memory"):
+                computed.append(str(key))
+
+    scheduler.add_plugin(Recorder(), name="record-computed-tasks")
+    return computed
+
+
+def test_outputs_are_byte_identical_across_backends_and_n_jobs(manifest: pd.DataFrame, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    distributed = pytest.importorskip("dask.distributed")
     reference = _digests(manifest, tmp_path / "joblib1", n_jobs=1)
     assert _digests(manifest, tmp_path / "joblib2", n_jobs=2) == reference
+
+    started: list[dict] = []  # each LocalCluster the dask backend starts: its workers and computed tasks
+
+    class RecordedCluster(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append({"cluster": self, "n_workers": len(self.scheduler.workers),
+                            "computed": _record_computed_tasks(self.scheduler)})
+
+    monkeypatch.setattr(distributed, "LocalCluster", RecordedCluster)
     assert _digests(manifest, tmp_path / "dask2", n_jobs=2, backend="dask") == reference
+    assert len(started) == 1, "backend: dask starts one LocalCluster"
+    assert started[0]["n_workers"] == 2  # n_jobs worker processes
+    assert len(started[0]["computed"]) == _n_chunks(manifest), "every chunk is computed on the dask cluster"
+    assert started[0]["cluster"].status.name == "closed"  # and stopped afterwards
     rejects = pd.read_csv(tmp_path / "dask2" / "rejects.csv")
     assert len(rejects) == 3, "bad files are rejected on dask workers too"
 
@@ -47,8 +85,10 @@ def test_dask_backend_on_a_running_scheduler(manifest: pd.DataFrame, tmp_path: P
     distributed = pytest.importorskip("dask.distributed")
     reference = _digests(manifest, tmp_path / "joblib", n_jobs=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        computed = _record_computed_tasks(cluster.scheduler)
         got = _digests(manifest, tmp_path / "dask", backend="dask", dask_address=cluster.scheduler_address)
     assert got == reference
+    assert len(computed) == _n_chunks(manifest), "every chunk is computed on the given scheduler"
 
 
 def test_backend_params_are_validated() -> None:

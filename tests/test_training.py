@@ -1,8 +1,13 @@
 """Tests for deepfake_audio.training: tiny CNN-LSTM and XGBoost runs, determinism, bundles."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -187,11 +192,38 @@ def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path,
     assert not (tmp_path / "b" / CHECKPOINT).exists()
 
 
-def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path) -> None:
-    kind, params = get_model_kind("cnn_lstm"), TrainParams(epochs=3, batch_size=16, device="cpu")
-    train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path, key="old", stop_after=1)
-    s = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path, key="new")
+def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint written for another key is not resumed: the run starts from scratch and ends
+    as a fresh run does. The planted checkpoint (another seed, stopped after 2 of 3 epochs) would
+    leave a run that resumed it with one epoch to go and other weights."""
+    kind = get_model_kind("cnn_lstm")
+    params = TrainParams(epochs=3, batch_size=16, device="cpu", patience=10)
+
+    def run(out: Path, key: str, train_params: TrainParams = params, **options) -> dict:
+        out.mkdir(exist_ok=True)
+        return train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=train_params, out_dir=out,
+                            key=key, **options)
+
+    run(tmp_path / "fresh", "new")
+    planted = tmp_path / "planted"
+    run(planted, "old", dataclasses.replace(params, seed=1), stop_after=2)
+    assert resumable_epoch(planted, "old") == 1 and resumable_epoch(planted, "new") is None
+    # What resuming the planted checkpoint gives, so the check below can tell the two apart.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / CHECKPOINT).write_bytes((planted / CHECKPOINT).read_bytes())
+    run(resumed, "old")
+    weights = (tmp_path / "fresh" / "weights.pt").read_bytes()
+    assert (resumed / "weights.pt").read_bytes() != weights
+
+    live = _Recorder()
+    with caplog.at_level(logging.INFO, logger="deepfake_audio.training"):
+        s = run(planted, "new", live=live)
+    assert "resuming" not in caplog.text
+    assert len(live.values["train/loss"]) == 3  # every epoch ran in this call
     assert s["epochs_run"] == 3
+    assert (planted / "weights.pt").read_bytes() == weights
+    assert not (planted / CHECKPOINT).exists()
     (tmp_path / CHECKPOINT).write_bytes(b"cut off")  # a checkpoint torn by a kill is ignored, not fatal
     assert resumable_epoch(tmp_path, "new") is None
 
@@ -432,3 +464,88 @@ def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(frame_data, t
     assert sorted(p.name for p in out.iterdir()) == ["rank0.pt", "rank1.pt", "weights.pt"]  # no checkpoint left
     model = get_model_kind("cnn_lstm").build(N_FEATURES, N_FRAMES, MODEL)
     model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
+
+
+# ---------------------------------------------------------------- a train stage killed mid-epoch
+
+KILLED_EPOCHS = 5
+
+
+def _stage_inputs(root: Path, *, n_train: int) -> list[str]:
+    """Scaled frames, scaler.json, manifest and params.yaml for ``stages.train --model cnn_lstm``;
+    returns the stage's arguments but ``--out`` and ``--live``."""
+    # A faint shift: dev EER still falls at the last epoch, so the bundle's weights (the best
+    # epoch's) come from an epoch trained after the resume.
+    train = make_split(n_train, seed=10, shape=(N_FEATURES, N_FRAMES), shift=0.05)
+    dev = make_split(256, seed=11, shape=(N_FEATURES, N_FRAMES), shift=0.05)
+    ids = train.ids + dev.ids
+    layout = FeatureLayout(tuple(f"mfcc_{i}" for i in range(N_FEATURES)), ("u",), N_FRAMES,
+                           frame_groups=("mfcc",) * N_FEATURES)
+    scaled = root / "scaled"
+    scaled.mkdir(parents=True)
+    write_table(scaled / "frames.parquet", frames_table(frame_schema(layout), ids, np.concatenate([train.x, dev.x])))
+    (scaled / "scaler.json").write_text(json.dumps({"names": [], "mean": [], "std": []}), encoding="utf-8")
+    y = np.concatenate([train.y, dev.y])
+    pd.DataFrame({"utt_id": ids, "label": np.where(y == 1, "bonafide", "spoof"),
+                  "attack": np.concatenate([train.attacks, dev.attacks]), "source": "synth",
+                  "split": ["train"] * len(train.ids) + ["dev"] * len(dev.ids)}).to_parquet(root / "manifest.parquet")
+    params = {"model": {**as_dict(MODEL), "sequence_groups": ["mfcc"]},
+              "train": {"models": {"cnn_lstm": "model"}, "epochs": KILLED_EPOCHS, "batch_size": 16, "patience": 10,
+                        "device": "cpu", "num_workers": 0, "compile": False}}
+    (root / "params.yaml").write_text(json.dumps(params), encoding="utf-8")  # JSON is YAML
+    return [sys.executable, "-m", "stages.train", "--model", "cnn_lstm", "--manifest", str(root / "manifest.parquet"),
+            "--scaled", str(scaled), "--params", str(root / "params.yaml")]
+
+
+def _start_stage(command: list[str], out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one thread, like the module fixture
+    return subprocess.Popen([*command, "--out", str(out / "bundle"), "--live", str(out / "live")],
+                            cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-4000:]
+    return output
+
+
+@pytest.mark.slow
+def test_a_train_stage_killed_mid_epoch_resumes_to_the_same_bundle(tmp_path: Path) -> None:
+    """SIGKILL during an epoch, after at least two epochs' checkpoints: re-running the same command
+    resumes from the last checkpoint and writes the weights an uninterrupted run writes."""
+    command = _stage_inputs(tmp_path / "inputs", n_train=1024)  # 64 batches an epoch
+    whole = _start_stage(command, tmp_path / "whole")
+    killed = _start_stage(command, tmp_path / "killed")
+    checkpoint = tmp_path / "killed" / "bundle" / CHECKPOINT
+    seen: dict[int, float] = {}  # epoch -> when its checkpoint appeared
+    stamp, deadline = None, time.monotonic() + 240
+    while not any(epoch >= 1 for epoch in seen):
+        assert killed.poll() is None, "the stage ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint of epoch 1 within 240 s"
+        if checkpoint.exists() and checkpoint.stat().st_mtime_ns != stamp:  # read each new checkpoint once
+            stamp = checkpoint.stat().st_mtime_ns
+            seen.setdefault(_state(checkpoint)["epoch"], time.monotonic())
+        time.sleep(0.01)
+    epoch_s = max(seen.values()) - min(seen.values())
+    time.sleep(epoch_s / 4)  # a quarter into the next epoch's batches
+    killed.send_signal(signal.SIGKILL)
+    output, _ = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    last = _state(checkpoint)["epoch"]
+    # Killed inside epoch last + 1: its checkpoint was still to come, and no weights were written.
+    assert 1 <= last < KILLED_EPOCHS - 1 and f"epoch {last}: train loss" in output
+    assert f"epoch {last + 1}: train loss" not in output
+    assert not (tmp_path / "killed" / "bundle" / "weights.pt").exists()
+
+    resumed = _finish(_start_stage(command, tmp_path / "killed"))
+    assert f"resuming cnn_lstm from the checkpoint of epoch {last}" in resumed
+    assert f"epoch {last}: train loss" not in resumed and f"epoch {KILLED_EPOCHS - 1}: train loss" in resumed
+    _finish(whole)
+    assert (tmp_path / "killed" / "bundle" / "weights.pt").read_bytes() == \
+        (tmp_path / "whole" / "bundle" / "weights.pt").read_bytes()
+    configs = [json.loads((tmp_path / run / "bundle" / "config.json").read_text(encoding="utf-8"))
+               for run in ("whole", "killed")]
+    assert configs[0] == configs[1]
+    assert configs[1]["summary"]["best_epoch"] > last, "the saved weights must come from after the resume"
+    assert sorted(p.name for p in (tmp_path / "killed" / "bundle").iterdir()) == ["config.json", "weights.pt"]
