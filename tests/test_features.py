@@ -12,14 +12,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepfake_audio.features import CONTRAST_FMIN, FeatureExtractor, extract_features, read_frames
-from deepfake_audio.params import AudioParams, ContrastParams, FeatureParams, MfccParams
+from deepfake_audio.params import SEQUENCE_GROUPS, AudioParams, ContrastParams, FeatureParams, MfccParams
 from tests.conftest import BAD_FILE_NAMES, synth, write_bad_files, write_signal
 
 librosa = pytest.importorskip("librosa")
 
 SR = 16000
 AUDIO = AudioParams(sample_rate=SR, duration_s=0.5, min_duration_s=0.1)
-FEATURES = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
+# Smaller than the shipped groups (params.yaml): the 1-D sequence groups as frames, and log-mel (64
+# bands) and LFCC added for the statistics. The layout test below counts these rows.
+SEQ = {"n_mels": 64, "frame_groups": SEQUENCE_GROUPS, "utterance_groups": ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:]}
+FEATURES = FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
 REASONS = {"zero_bytes": "empty", "truncated": "corrupt", "not_audio": "unsupported", "nan": "non_finite",
            "inf": "non_finite", "silent": "silent", "too_short": "too_short"}
 
@@ -62,7 +65,7 @@ def test_groups_follow_the_registry_order_not_the_params_order() -> None:
 
 
 def test_frame_only_and_utterance_only_groups() -> None:
-    ex = FeatureExtractor(AUDIO, FeatureParams(frame_groups=("log_mel",), utterance_groups=("rms",),
+    ex = FeatureExtractor(AUDIO, FeatureParams(n_mels=64, frame_groups=("log_mel",), utterance_groups=("rms",),
                                                stats=("mean", "p50", "p90")))
     y = synth("noise", n_samples=AUDIO.n_samples, sample_rate=SR, seed=2)
     frames, utt = ex.extract(y)
@@ -114,8 +117,9 @@ def test_deltas_equal_librosa_delta() -> None:
 def test_deltas_need_nine_frames() -> None:
     short = AudioParams(sample_rate=SR, duration_s=0.1, min_duration_s=0.05)  # 7 frames
     with pytest.raises(ValueError, match="mfcc.deltas needs clips of at least 9 frames"):
-        FeatureExtractor(short, FeatureParams())
-    FeatureExtractor(short, FeatureParams(mfcc=MfccParams(deltas=0), utterance_groups=("mfcc", "rms")))
+        FeatureExtractor(short, FeatureParams(**SEQ))
+    FeatureExtractor(short, FeatureParams(mfcc=MfccParams(deltas=0), frame_groups=SEQUENCE_GROUPS,
+                                         utterance_groups=("mfcc", "rms")))
 
 
 def test_cqt_above_nyquist_is_an_error() -> None:
@@ -337,7 +341,7 @@ def test_read_frames_picks_groups(stage: dict, extractor: FeatureExtractor) -> N
 
 
 def test_too_many_rejects_raise_naming_reasons(stage: dict, tmp_path: Path) -> None:
-    strict = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=0.05)
+    strict = FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=0.05)
     with pytest.raises(RuntimeError) as info:
         _run(stage["manifest"], tmp_path, strict)
     message = str(info.value)
@@ -350,7 +354,7 @@ def test_too_many_rejects_raise_naming_reasons(stage: dict, tmp_path: Path) -> N
 
 def test_reject_fraction_at_the_limit_passes(stage: dict, tmp_path: Path) -> None:
     """7 of 13 rejected is 53.8%: a limit of 0.54 passes, the check is ``>``."""
-    summary = _run(stage["manifest"], tmp_path, FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=0.54))
+    summary = _run(stage["manifest"], tmp_path, FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=0.54))
     assert summary["n_rejected"] == 7
 
 
@@ -362,7 +366,7 @@ def _sha(path: Path) -> str:
 def test_outputs_identical_for_any_n_jobs(stage: dict) -> None:
     """Two worker processes write byte-identical files to the single-process run."""
     out = stage["root"] / "n2"
-    summary = _run(stage["manifest"], out, FeatureParams(n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
+    summary = _run(stage["manifest"], out, FeatureParams(**SEQ, n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
     assert summary == stage["summary"]
     for name in ("frames.parquet", "utterances.parquet", "rejects.csv"):
         assert _sha(out / name) == _sha(stage["out"] / name), name
@@ -371,7 +375,7 @@ def test_outputs_identical_for_any_n_jobs(stage: dict) -> None:
 def test_extraction_leaves_the_callers_environment_alone(stage: dict) -> None:
     """Workers limit their own BLAS threads; the calling process's environment is not edited."""
     before = dict(os.environ)
-    _run(stage["manifest"], stage["root"] / "env", FeatureParams(n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
+    _run(stage["manifest"], stage["root"] / "env", FeatureParams(**SEQ, n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
     assert dict(os.environ) == before
 
 

@@ -46,8 +46,11 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "log_mel": (0.0, 5e-5),
     "lfcc": (0.0, 2e-4),
     "cqt": (0.0, 5e-5),
-    "chroma": (0.0, 1e-6),
-    "tonnetz": (0.0, 1e-6),
+    # chroma (0..1 after per-frame max normalisation) is a float32 matmul over 257 bins, whose
+    # rounding depends on the CPU's BLAS kernel: 1.13e-6 on an "AMD EPYC" machine (measured 2026-12), 3.0e-7 where
+    # these tolerances were first set.
+    "chroma": (0.0, 4e-6),
+    "tonnetz": (0.0, 4e-6),
     "rms": (0.0, 0.0),
     "zcr": (0.0, 0.0),
     "spectral_centroid": (1e-6, 0.0),
