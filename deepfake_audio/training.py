@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from deepfake_audio.codedeps import code_files
 from deepfake_audio.features import read_frames
 from deepfake_audio.io import atomic_path, write_json
 from deepfake_audio.logs import progress
@@ -169,16 +170,12 @@ CHECKPOINT = "checkpoint.pt"
 the same training key resumes from it."""
 
 
-PACKAGE = Path(__file__).resolve().parent
-CODE_FILES = (PACKAGE / "training.py", *sorted((PACKAGE / "models").glob("*.py")))
-
-
 def training_key(kind: ModelKind, *, section: Any, train_params: TrainParams, device: str, inputs: list[Path],
                  config: dict) -> str:
     """A digest of everything a training run's result depends on.
 
     The hyper-parameters the kind declares it uses (not the whole ``model`` section), the training
-    options, the resolved device, the training and model code, the bytes of every input file and
+    options, the resolved device, every file of code the train stage runs, the bytes of every input file and
     ``config`` (audio and feature params). The train stage keeps an existing bundle whose key matches instead of retraining, so
     ``dvc exp run -S model.lstm_units=128`` retrains only the models that read ``lstm_units``.
     """
@@ -188,7 +185,8 @@ def training_key(kind: ModelKind, *, section: Any, train_params: TrainParams, de
     described = {"model": kind.name, "hyper_parameters": {k: as_dict(getattr(section, k)) for k in kind.uses},
                  "train": train, "device": device, "config": config}
     digest = hashlib.blake2b(json.dumps(described, sort_keys=True).encode(), digest_size=16)
-    for path in (*CODE_FILES, *inputs):  # the training code too: a code change must retrain
+    # The train stage's import closure, the code its dvc.yaml deps list: an edit to any of it must retrain.
+    for path in (*code_files("stages.train"), *inputs):
         with Path(path).open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(block)
