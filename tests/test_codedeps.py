@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_audio.codedeps import ROOT, code_files, import_closure, module_path
+from deepfake_audio.codedeps import ROOT, code_files, import_closure, module_path, undeclared_discovery
 
 
 def make_project(root: Path, files: dict[str, str]) -> Path:
@@ -214,3 +214,20 @@ def test_real_train_stage_closure_holds_what_it_calls() -> None:
     for function in (compute_eer, read_frames, get_model_kind):
         assert Path(inspect.getsourcefile(function)).resolve().relative_to(ROOT).as_posix() in closure
     assert "stages/train.py" in closure and not any(p.startswith(("tests/", "tools/")) for p in closure)
+
+
+@pytest.mark.parametrize("discovery", ["import pkgutil\nfor m in pkgutil.iter_modules(__path__): ...",
+                                       "from pkgutil import walk_packages\n"])
+def test_pkgutil_discovery_without_the_marker_is_reported(tmp_path: Path, discovery: str) -> None:
+    make_project(tmp_path, {"app.py": "import registry\n", "registry/__init__.py": discovery + "\n",
+                            "registry/member.py": "", "other/__init__.py": "import pkgutil\npkgutil.get_data\n"})
+    assert undeclared_discovery("app", root=tmp_path) == ["registry/__init__.py"]
+    assert import_closure("app", root=tmp_path) == ["app.py", "registry/__init__.py"]
+    (tmp_path / "registry" / "__init__.py").write_text(f"DISCOVERS_SUBMODULES = True\n{discovery}\n")
+    assert undeclared_discovery("app", root=tmp_path) == []
+    assert import_closure("app", root=tmp_path) == ["app.py", "registry/__init__.py", "registry/member.py"]
+
+
+def test_no_project_stage_discovers_modules_undeclared() -> None:
+    for stage in sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__"):
+        assert undeclared_discovery(f"stages.{stage}") == [], stage

@@ -177,3 +177,13 @@ def test_check_follows_a_new_import(fake: Path, capsys: pytest.CaptureFixture) -
     assert stage_deps.main(["--check", "--root", str(fake)]) == 1
     err = capsys.readouterr().err
     assert "+ lib/old.py" in err and err.count("+ lib/old.py") == 2  # prepare and fit both import lib.io
+
+
+def test_check_fails_on_pkgutil_discovery_without_the_marker(fake: Path, capsys: pytest.CaptureFixture) -> None:
+    stage_deps.main(["--write", "--root", str(fake)])
+    registry = fake / "lib" / "registry" / "__init__.py"
+    registry.write_text("import pkgutil\nNAMES = list(pkgutil.iter_modules(__path__))\n")
+    stage_deps.main(["--write", "--root", str(fake)])  # the closure cannot see the members: writing does not fix it
+    assert stage_deps.main(["--check", "--root", str(fake)]) == 1
+    assert "! lib/registry/__init__.py    (discovers modules with pkgutil: declare `DISCOVERS_SUBMODULES = True`" \
+        in capsys.readouterr().err

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from deepfake_audio.codedeps import import_closure, module_path
+from deepfake_audio.codedeps import DISCOVERY_MARKER, import_closure, module_path, undeclared_discovery
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("stage_deps")
@@ -52,12 +52,15 @@ class StageCode:
         modules: project modules run with ``python -m``, in command order.
         deps: its ``deps`` entries as written.
         expected: the code deps it should list: the union of the modules' closures, sorted.
+        undeclared: files of the closure that discover modules with pkgutil without declaring it
+            (``DISCOVERS_SUBMODULES = True``): what they import by name is missing from ``expected``.
     """
 
     name: str
     modules: tuple[str, ...]
     deps: tuple[str, ...]
     expected: tuple[str, ...]
+    undeclared: tuple[str, ...] = ()
 
     def code_deps(self, root: Path) -> list[str]:
         return [d for d in self.deps if is_code_dep(d, root)]
@@ -94,7 +97,9 @@ def read_stages(dvc_yaml: Path, root: Path) -> list[StageCode]:
             log.debug("%s: no project module in its command; not checked", name)
             continue
         expected = sorted({path for module in modules for path in import_closure(module, root=root)})
-        out.append(StageCode(name, modules, tuple(str(d) for d in body.get("deps") or ()), tuple(expected)))
+        undeclared = sorted({path for module in modules for path in undeclared_discovery(module, root=root)})
+        out.append(StageCode(name, modules, tuple(str(d) for d in body.get("deps") or ()), tuple(expected),
+                             tuple(undeclared)))
     return out
 
 
@@ -103,11 +108,13 @@ def check(dvc_yaml: Path, root: Path) -> list[str]:
     lines = []
     for stage in read_stages(dvc_yaml, root):
         missing, extra = stage.diff(root)
-        if missing or extra:
+        if missing or extra or stage.undeclared:
             lines.append(f"{stage.name} (python -m {' / '.join(stage.modules)}):")
             lines += [f"  + {p}    (runs, not listed)" for p in missing]
             lines += [f"  - {p}    ({'a folder: deps name files' if (root / p).is_dir() else 'listed, not run'})"
                       for p in extra]
+            lines += [f"  ! {p}    (discovers modules with pkgutil: declare `{DISCOVERY_MARKER} = True` in it, "
+                      f"or what it imports by name is not a dep)" for p in stage.undeclared]
     return lines
 
 
