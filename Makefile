@@ -4,6 +4,7 @@
 #             got worse than the committed ci/metrics allow (params.yaml `gate`).
 # Both work as the first command on a bare Debian machine (offline but for package registries).
 # make app:   start the web page (Streamlit) on http://localhost:8501; models from data/models.
+# make deps:  rewrite each stage's code deps in dvc.yaml from the imports (tests/test_stage_deps.py checks them).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-
 # chromium: the headless browser that tests/test_app_browser.py drives with Playwright (Playwright
 # downloads no browser of its own here).
 
-.PHONY: setup apt venv repro test gate app clean-venv
+.PHONY: setup apt venv repro test gate app deps clean-venv
 
 setup: apt venv
 
@@ -60,6 +61,9 @@ APP_FLAGS := --server.address localhost --server.maxUploadSize 20 --browser.gath
 
 app: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/streamlit run app/streamlit_app.py $(APP_FLAGS)
+
+deps: venv
+	$(BIN)/python -m tools.stage_deps --write
 
 clean-venv:
 	rm -rf $(VENV)

@@ -21,7 +21,9 @@ How the closure is found (statically: nothing is imported, so it is cheap and ha
   ``ast``. A module that discovers the members of its package that way declares it with the
   module-level marker ``DISCOVERS_SUBMODULES = True``: the closure of any module that reaches it
   then includes every direct submodule and subpackage of that package (what
-  ``pkgutil.iter_modules(package.__path__)`` lists), and their own imports.
+  ``pkgutil.iter_modules(package.__path__)`` lists), and their own imports. A module that calls
+  ``pkgutil.iter_modules`` or ``walk_packages`` without the marker is reported by
+  :func:`undeclared_discovery` (and fails ``tools/stage_deps.py --check``), so it is not forgotten.
 
 Cycles are fine (every module is visited once). Paths are repo-relative POSIX strings, sorted.
 """
@@ -30,8 +32,10 @@ from __future__ import annotations
 import ast
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["DISCOVERY_MARKER", "ROOT", "code_files", "import_closure", "imported_modules", "module_path"]
+__all__ = ["DISCOVERY_MARKER", "ROOT", "ModuleScan", "code_files", "import_closure", "imported_modules", "module_path",
+           "undeclared_discovery"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 DISCOVERY_MARKER = "DISCOVERS_SUBMODULES"
 """Module-level name that, set to ``True``, makes the closure include all of the package's submodules."""
+
+_PKGUTIL_DISCOVERY = frozenset({"iter_modules", "walk_packages"})
+
+
+class ModuleScan(NamedTuple):
+    """What one file's source says about the code it runs.
+
+    Attributes:
+        imports: absolute dotted names its imports may run (project or not), with every parent
+            package and, for ``from pkg import name``, the candidate submodule ``pkg.name``.
+        discovers_submodules: it sets ``DISCOVERS_SUBMODULES = True`` at module level.
+        uses_pkgutil: it refers to ``pkgutil.iter_modules`` or ``pkgutil.walk_packages``.
+    """
+
+    imports: frozenset[str]
+    discovers_submodules: bool
+    uses_pkgutil: bool
 
 
 def module_path(module: str, *, root: Path = ROOT) -> Path | None:
@@ -105,19 +126,16 @@ def _with_parents(module: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def imported_modules(path: Path, module: str) -> tuple[set[str], bool]:
-    """The modules a file's import statements may run, and whether it carries the discovery marker.
+def imported_modules(path: Path, module: str) -> ModuleScan:
+    """Scan a file: the modules its import statements may run, and how it discovers others.
 
     Args:
         path: the source file.
         module: its dotted name (``pkg.mod``, or ``pkg`` for ``pkg/__init__.py``), for relative imports.
-
-    Returns:
-        ``(names, discovers)``: absolute dotted names, project or not, including every parent
-        package and, for ``from pkg import name``, the candidate submodule ``pkg.name``.
     """
     tree = ast.parse(path.read_bytes(), filename=str(path))
     names: set[str] = set()
+    uses_pkgutil = False
     for node in _walk_runtime(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -129,7 +147,10 @@ def imported_modules(path: Path, module: str) -> tuple[set[str], bool]:
                 continue
             names.update(_with_parents(base))
             names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names, _discovers_submodules(tree)
+            uses_pkgutil |= base == "pkgutil" and any(a.name in _PKGUTIL_DISCOVERY for a in node.names)
+        elif isinstance(node, ast.Attribute) and node.attr in _PKGUTIL_DISCOVERY:
+            uses_pkgutil |= isinstance(node.value, ast.Name) and node.value.id == "pkgutil"
+    return ModuleScan(frozenset(names), _discovers_submodules(tree), uses_pkgutil)
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -148,6 +169,31 @@ def _submodules(package_init: Path, root: Path) -> list[str]:
     return sorted(out)
 
 
+def _scan_closure(module: str, root: Path) -> dict[Path, ModuleScan]:
+    """Every project file ``module`` may run, with its scan."""
+    if module_path(module, root=root) is None:
+        raise ValueError(f"module {module!r} is not project code under {root} (no .py file or package for it)")
+    seen: dict[str, Path] = {}
+    scans: dict[Path, ModuleScan] = {}
+    todo = _with_parents(module)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = module_path(name, root=root)
+        if path is None:
+            continue
+        seen[name] = path
+        scans[path] = scan = imported_modules(path, name)
+        todo.extend(n for n in scan.imports if n not in seen)
+        if scan.discovers_submodules:
+            package_init = path if _is_package(path) else path.parent / "__init__.py"
+            if package_init.is_file():
+                todo.append(_module_name(package_init, root))
+                todo.extend(_submodules(package_init, root))
+    return scans
+
+
 def import_closure(module: str, *, root: Path = ROOT) -> list[str]:
     """The project files that running ``module`` (as ``python -m module``) may execute.
 
@@ -163,28 +209,19 @@ def import_closure(module: str, *, root: Path = ROOT) -> list[str]:
         ValueError: ``module`` is not a module under ``root``.
     """
     root = Path(root).resolve()
-    if module_path(module, root=root) is None:
-        raise ValueError(f"module {module!r} is not project code under {root} (no .py file or package for it)")
-    seen: dict[str, Path] = {}
-    todo = _with_parents(module)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = module_path(name, root=root)
-        if path is None:
-            continue
-        seen[name] = path
-        imported, discovers = imported_modules(path, name)
-        todo.extend(n for n in imported if n not in seen)
-        if discovers:
-            package_init = path if _is_package(path) else path.parent / "__init__.py"
-            if package_init.is_file():
-                todo.append(_module_name(package_init, root))
-                todo.extend(_submodules(package_init, root))
-    files = sorted({p.relative_to(root).as_posix() for p in seen.values()})
+    files = sorted(p.relative_to(root).as_posix() for p in _scan_closure(module, root))
     log.debug("%s runs %d project files", module, len(files))
     return files
+
+
+def undeclared_discovery(module: str, *, root: Path = ROOT) -> list[str]:
+    """Files of ``module``'s closure that call pkgutil discovery but lack ``DISCOVERS_SUBMODULES = True``.
+
+    What such a file imports by name is invisible to the closure; an empty list is the only good answer.
+    """
+    root = Path(root).resolve()
+    return sorted(p.relative_to(root).as_posix() for p, scan in _scan_closure(module, root).items()
+                  if scan.uses_pkgutil and not scan.discovers_submodules)
 
 
 def code_files(module: str, *, root: Path = ROOT) -> list[Path]:

@@ -42,8 +42,8 @@ from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.params import AudioParams, FeatureParams
 from deepfake_audio.plots import _save, _style
 
-__all__ = ["BONAFIDE_GROUP", "OVERVIEW_NAME", "Example", "choose_examples", "group_names", "log_mel",
-           "write_examples"]
+__all__ = ["BONAFIDE_GROUP", "LOG_MEL_KEYS", "OVERVIEW_NAME", "Example", "choose_examples", "group_names",
+           "log_mel", "log_mel_features", "write_examples"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ attacks with train/dev/test clips, then evaluation-only ones, up to this many pa
 still gets its own figure."""
 TITLE_CHARS = 30
 FREQ_TICKS_HZ = (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
+LOG_MEL_KEYS = ("n_fft", "hop_length", "n_mels", "fmin")
+"""The ``features`` keys the figures depend on; the ``examples`` stage's params in dvc.yaml list
+exactly these (with ``audio``), so changing an MFCC option does not redraw them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +98,17 @@ def log_mel(extractor: FeatureExtractor, y: np.ndarray) -> np.ndarray:
         ``(n_mels, 1 + n // hop_length)``; row 0 is the lowest band.
     """
     return extractor.log_mel(y).astype(np.float32)
+
+
+def log_mel_features(features: FeatureParams) -> FeatureParams:
+    """``features`` reduced to what the log-mel reads: :data:`LOG_MEL_KEYS`, the ``log_mel`` group alone.
+
+    The figures are the same as with the full params (the log-mel uses nothing else), but the
+    extractor then neither reads nor checks the other groups' options, so a figure can depend on
+    no other key.
+    """
+    kept = {key: getattr(features, key) for key in LOG_MEL_KEYS}
+    return FeatureParams(**kept, frame_groups=("log_mel",), utterance_groups=())
 
 
 def _sanitise(name: str) -> str:
@@ -320,7 +334,7 @@ def write_examples(manifest: pd.DataFrame, *, audio: AudioParams, features: Feat
             ``split``; other columns ignored). Paths are opened as given (relative to the
             working directory).
         audio: decoding options, as for the features.
-        features: STFT and mel options, as for the features.
+        features: STFT and mel options, as for the features (only :data:`LOG_MEL_KEYS` are read).
         out_dir: created if missing. ``*.png`` files in it that this call does not write are
             deleted (nothing else is touched), so a removed attack leaves no stale figure.
         per_group: clips per group figure.
@@ -335,7 +349,7 @@ def write_examples(manifest: pd.DataFrame, *, audio: AudioParams, features: Feat
         ValueError: a missing column, a label other than bonafide/spoof, or ``per_group < 1``.
     """
     out_dir = Path(out_dir)
-    extractor = FeatureExtractor(audio, features)
+    extractor = FeatureExtractor(audio, log_mel_features(features))
     examples, skipped = choose_examples(manifest, extractor=extractor, per_group=per_group, seed=seed)
     stems = group_names(list(examples))
     written: list[Path] = []

@@ -30,6 +30,9 @@ from deepfake_audio.params import as_dict
 from deepfake_audio.runtime import distributed, finish_distributed, init_distributed, select_device
 from deepfake_audio.stage import run_stage
 
+CODE_MODULE = "stages.train"
+"""This module's name in dvc.yaml's command: the training key hashes the code of its import closure."""
+
 
 def body(args: argparse.Namespace, params) -> str:
     from dvclive import Live
@@ -45,7 +48,7 @@ def body(args: argparse.Namespace, params) -> str:
     key = training_key(kind, section=section, train_params=params.train,
                        device=select_device(params.train.device).type,
                        inputs=[args.manifest, args.scaled / TABLES[kind.input], args.scaled / "scaler.json"],
-                       code=code_files("stages.train"),
+                       code=code_files(CODE_MODULE),
                        config={"audio": as_dict(params.audio), "features": as_dict(params.features)})
     manifest = pd.read_parquet(args.manifest)
 

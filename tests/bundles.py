@@ -78,8 +78,7 @@ def make_bundles(root: Path, models: tuple[str, ...] = DEFAULT_MODELS) -> dict[s
             download.main(["--out", str(data / "raw"), *p])
             split.main(["--manifest", str(data / "raw" / "manifest.parquet"), "--out",
                         str(data / "split" / "manifest.parquet"), "--report", str(root / "metrics" / "split.json"), *p])
-            features.main(["--manifest", str(data / "split" / "manifest.parquet"), "--out", str(data / "features"),
-                           "--examples", str(root / "plots" / "examples"), *p])
+            features.main(["--manifest", str(data / "split" / "manifest.parquet"), "--out", str(data / "features"), *p])
             standardize.main(["--features", str(data / "features"), "--manifest",
                               str(data / "features" / "manifest.parquet"), "--out", str(data / "scaled"), *p])
         params = yaml.safe_load(params_path.read_text(encoding="utf-8"))

@@ -76,7 +76,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "init"], repo)
     out = _run(["dvc", "repro"], repo)
-    assert {"download", "split", "features", "standardize", "train@cnn_lstm", "train@xgboost",
+    assert {"download", "split", "features", "examples", "standardize", "train@cnn_lstm", "train@xgboost",
             "evaluate@cnn_lstm", "evaluate@xgboost", "report"} <= _stages_run(out)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "repro"], repo)
@@ -129,6 +129,29 @@ def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:
     status = json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1])
     assert status == {}
     assert _stages_run(_run(["dvc", "repro"], repo)) == set()
+
+
+def _status_after_edit(repo: Path, rel: str) -> set[str]:
+    """The stages `dvc status` lists after appending a comment to ``rel``; the file is restored after."""
+    path = repo / rel
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        return set(json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]))
+    finally:
+        path.write_bytes(original)
+
+
+def test_status_lists_exactly_the_stages_whose_code_changed(repo: Path) -> None:
+    """Each stage's deps are the code it runs (tools/stage_deps.py): an edit to the EER function's module
+    makes every train and evaluate stage stale, and restyling a chart leaves the features alone."""
+    models = yaml.safe_load((repo / "params.yaml").read_text())["train"]["models"]
+    trained = {f"{stage}@{m}" for m in models for stage in ("train", "evaluate")}
+    after_eer = _status_after_edit(repo, "deepfake_audio/metrics.py")
+    assert trained <= after_eer and not after_eer & {"download", "split", "features", "standardize"}
+    after_plots = _status_after_edit(repo, "deepfake_audio/plots.py")
+    assert {"examples", "report"} <= after_plots and "features" not in after_plots
+    assert json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]) == {}
 
 
 def test_forced_retraining_reproduces_every_output_byte_for_byte(repo: Path) -> None:

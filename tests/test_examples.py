@@ -262,3 +262,42 @@ def test_bad_manifest_raises(manifest: pd.DataFrame, extractor: FeatureExtractor
 def test_per_group_must_be_positive(manifest: pd.DataFrame, extractor: FeatureExtractor) -> None:
     with pytest.raises(ValueError, match="per_group"):
         examples.choose_examples(manifest, extractor=extractor, per_group=0)
+
+
+# ---------------------------------------------------------------- the examples stage
+
+
+def test_stage_draws_the_training_pool_and_reads_only_the_log_mel_keys(first_run: dict, manifest: pd.DataFrame,
+                                                                       tmp_path: Path) -> None:
+    """stages.examples: the same bytes as write_examples, whatever the feature keys the log-mel does not
+    read (other groups, MFCC options, even ones the extractor would reject for these clips), and no
+    figure of an attack found only in an eval set."""
+    import yaml
+
+    from stages import examples as stage
+
+    eval_only = manifest[manifest["label"] == "spoof"].head(2).assign(
+        attack="A99", split="eval:heldout", utt_id=lambda m: m["utt_id"] + "-heldout")
+    path = tmp_path / "split" / "manifest.parquet"
+    path.parent.mkdir()
+    pd.concat([manifest, eval_only], ignore_index=True).to_parquet(path)
+    params = {"audio": {"sample_rate": AUDIO.sample_rate, "duration_s": AUDIO.duration_s},
+              "features": {"n_fft": FEATURES.n_fft, "hop_length": FEATURES.hop_length, "n_mels": FEATURES.n_mels,
+                           "frame_groups": ["mfcc", "spectral_contrast"], "utterance_groups": ["lfcc"],
+                           "mfcc": {"n_mfcc": 13, "deltas": 2}, "lfcc": {"n_lfcc": 10, "n_filters": 12},
+                           "spectral_contrast": {"n_bands": 7}}}  # 100 Hz * 2**7 > 8 kHz: unusable at 16 kHz
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    out = tmp_path / "plots" / "examples"
+    stage.main(["--manifest", str(path), "--out", str(out), "--params", str(tmp_path / "params.yaml")])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first_run["bytes"]
+
+
+def test_dvc_yaml_examples_stage_declares_what_it_reads_and_writes() -> None:
+    import yaml
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stage = stages["examples"]
+    assert stage["params"] == ["audio", *(f"features.{k}" for k in examples.LOG_MEL_KEYS)]
+    assert {"data/raw", "data/split/manifest.parquet"} <= set(stage["deps"])
+    assert "--out plots/examples" in stage["cmd"] and stage["plots"] == [{"plots/examples": {"cache": False}}]
+    assert "examples" not in stages["features"]["cmd"] and "plots" not in stages["features"]

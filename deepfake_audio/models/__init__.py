@@ -5,9 +5,8 @@ its params section, and how it fits, saves, loads and scores. Stages, evaluation
 web page call these and never branch on the family.
 
 Adding a kind is one new module in this package that calls :func:`register_model` at import:
-the registry imports every module of the package the first time it is asked (see
-``DISCOVERS_SUBMODULES``, which also tells :mod:`deepfake_audio.codedeps` that the package's
-code closure is all of its modules).
+the registry imports every module of the package the first time it is asked
+(``DISCOVERS_SUBMODULES`` tells :mod:`deepfake_audio.codedeps` so).
 """
 from __future__ import annotations
 

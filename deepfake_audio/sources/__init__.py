@@ -6,14 +6,17 @@ once; registering a name twice is a bug and raises.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from deepfake_audio.errors import ParamError
-from deepfake_audio.params import from_dict
+from deepfake_audio.params import ParamError, from_dict
+
+DISCOVERS_SUBMODULES = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +45,17 @@ def register_source(name: str, options: type) -> Callable[[Callable[..., pd.Data
     return decorator
 
 
+_DISCOVERED = False
+
+
 def _load_builtin_kinds() -> None:
-    # Imported lazily so that importing the package has no side effects and no heavy imports.
-    from deepfake_audio.sources import corpora, demo, local  # noqa: F401
+    # Every module of the package, on first use: importing the package stays cheap, and a new
+    # kind is one new file (DISCOVERS_SUBMODULES tells deepfake_audio.codedeps so).
+    global _DISCOVERED
+    if not _DISCOVERED:
+        _DISCOVERED = True
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def known_kinds() -> list[str]:
