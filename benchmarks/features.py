@@ -34,6 +34,7 @@ clip as the 4 s it is cropped or padded to (``audio.duration_s``).
 Targets (the default feature set): project >= 4x faster than naive per core, and project >= 800x
 real time per core. ``--strict`` exits 1 when a target is missed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,9 @@ def synthetic_clip(rng: np.random.Generator, *, n_samples: int, sample_rate: int
     return (0.5 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def write_synthetic_clips(root: Path, n: int, *, sample_rate: int = 16000, duration_s: float = 4.0,
-                          seed: int = 0) -> list[Path]:
+def write_synthetic_clips(
+    root: Path, n: int, *, sample_rate: int = 16000, duration_s: float = 4.0, seed: int = 0
+) -> list[Path]:
     """Write ``n`` seeded :func:`synthetic_clip` files (16-bit FLAC) under ``root``; returns their paths."""
     from deepfake_audio.audio import write_audio
 
@@ -118,19 +120,22 @@ def pipelines(extractor: FeatureExtractor) -> dict[str, Callable[[str], object]]
     }
 
 
-LABELS = {"decode": "decode only (load: read, resample, crop/pad)",
-          "limit": "limit: decode + magnitude STFT",
-          "project": "project: decode + FeatureExtractor.extract",
-          "naive": "naive: decode + one librosa call per feature"}
+LABELS = {
+    "decode": "decode only (load: read, resample, crop/pad)",
+    "limit": "limit: decode + magnitude STFT",
+    "project": "project: decode + FeatureExtractor.extract",
+    "naive": "naive: decode + one librosa call per feature",
+}
 
 
-def time_pipelines(funcs: dict[str, Callable[[str], object]], paths: list[str],
-                   repeats: int) -> dict[str, dict[str, float]]:
+def time_pipelines(
+    funcs: dict[str, Callable[[str], object]], paths: list[str], repeats: int
+) -> dict[str, dict[str, float]]:
     """Best-of-``repeats`` wall and CPU seconds per pipeline over all ``paths``; runs are interleaved."""
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in funcs}
     names = list(funcs)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each round
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
             fn = funcs[name]
             wall0, cpu0 = time.perf_counter(), time.process_time()
             for path in paths:
@@ -147,15 +152,28 @@ def time_pipelines(funcs: dict[str, Callable[[str], object]], paths: list[str],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    parser.add_argument("--manifest", type=Path, default=None,
-                        help=f"manifest with a 'path' column (default {DEFAULT_MANIFEST} if it exists)")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help=f"manifest with a 'path' column (default {DEFAULT_MANIFEST} if it exists)",
+    )
     parser.add_argument("--synthetic", action="store_true", help="generate clips even if a manifest exists")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per pipeline; the best is kept")
     parser.add_argument("--seed", type=int, default=0, help="seeds the clip sample or the generated clips")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results, stamped with the commit and machine, to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results, stamped with the commit and machine, to this JSON file",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--params", type=Path, default=None,
-                        help="take audio and features from this params.yaml (default: the built-in defaults)")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="take audio and features from this params.yaml (default: the built-in defaults)",
+    )
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
@@ -172,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     extractor = FeatureExtractor(audio, params)
 
     with tempfile.TemporaryDirectory(prefix="bench_features_") as tmp, threadpool_limits(limits=1):
-        candidates, source = pick_clips(None if args.synthetic else manifest, args.clips, seed=args.seed,
-                                        tmp=Path(tmp))
+        candidates, source = pick_clips(None if args.synthetic else manifest, args.clips, seed=args.seed, tmp=Path(tmp))
         # First pass: drop clips the stage would reject, and warm the page cache for every pipeline.
         paths, rejected = [], 0
         for path in candidates:
@@ -192,10 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         # Sanity check that the two extractors compute the same thing (tests/test_naive_features.py
         # checks it per feature group); the naive run below uses the seed's per-clip tuning instead.
         y = extractor.load(paths[0])
-        diff = np.abs(extractor.extract(y)[1] - naive_features(y, sample_rate=audio.sample_rate, params=params,
-                                                                tuning=0.0)[1])
-        print(f"timing {len(paths)} clips x {len(funcs)} pipelines x {args.repeats} rounds ...",
-              file=sys.stderr, flush=True)
+        diff = np.abs(
+            extractor.extract(y)[1] - naive_features(y, sample_rate=audio.sample_rate, params=params, tuning=0.0)[1]
+        )
+        print(
+            f"timing {len(paths)} clips x {len(funcs)} pipelines x {args.repeats} rounds ...",
+            file=sys.stderr,
+            flush=True,
+        )
         best = time_pipelines(funcs, paths, args.repeats)
 
     n = len(paths)
@@ -212,42 +233,63 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nFeature extraction per core: {source}")
     if rejected:
         print(f"  ({rejected} clips the stage would reject were left out)")
-    print(f"  {n} clips x {audio.duration_s:g} s = {audio_s:g} s of audio at {audio.sample_rate} Hz; n_fft "
-          f"{params.n_fft}, hop {params.hop_length}, {len(extractor.layout.frame_names)} frame features, "
-          f"{len(extractor.layout.utterance_names)} utterance features")
+    print(
+        f"  {n} clips x {audio.duration_s:g} s = {audio_s:g} s of audio at {audio.sample_rate} Hz; n_fft "
+        f"{params.n_fft}, hop {params.hop_length}, {len(extractor.layout.frame_names)} frame features, "
+        f"{len(extractor.layout.utterance_names)} utterance features"
+    )
     print(f"  groups: {', '.join(extractor.groups)}")
     print(f"  1 BLAS/OpenMP thread; best of {args.repeats} interleaved runs (time.perf_counter wall time)\n")
     print(f"  {'pipeline':48s} {'ms/clip':>9s} {'CPU ms/clip':>12s} {'x real time/core':>17s}")
     for name in ("decode", "limit", "project", "naive"):
         b = best[name]
-        print(f"  {LABELS[name]:48s} {b['ms_per_clip']:9.2f} {b['cpu_ms_per_clip']:12.2f} "
-              f"{b['realtime_per_core']:16.0f}x")
+        print(
+            f"  {LABELS[name]:48s} {b['ms_per_clip']:9.2f} {b['cpu_ms_per_clip']:12.2f} {b['realtime_per_core']:16.0f}x"
+        )
     print("\n  excluding decode (best total minus best decode):")
     for name in ("limit", "project", "naive"):
         ms = 1e3 * extract_only[name] / n
         rt = f"{audio_s / extract_only[name]:16.0f}x" if extract_only[name] > 0 else f"{'n/a':>17s}"
         print(f"  {'  ' + name:48s} {ms:9.2f} {'':12s} {rt}")
-    print(f"\n  naive / project = {speedup:.2f}x   (target >= {TARGET_SPEEDUP:g}x: "
-          f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})")
-    print(f"  project real time per core = {realtime:.0f}x   (target >= {TARGET_REALTIME:g}x: "
-          f"{'met' if realtime >= TARGET_REALTIME else 'MISSED'})")
+    print(
+        f"\n  naive / project = {speedup:.2f}x   (target >= {TARGET_SPEEDUP:g}x: "
+        f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})"
+    )
+    print(
+        f"  project real time per core = {realtime:.0f}x   (target >= {TARGET_REALTIME:g}x: "
+        f"{'met' if realtime >= TARGET_REALTIME else 'MISSED'})"
+    )
     print(f"  project / limit = {over_limit:.2f}x   (1.0 would be the cost of decode + one STFT)")
-    print(f"  check: |project - naive(tuning=0)| over the utterance stats of one clip: max {diff.max():.2g} "
-          f"({extractor.layout.utterance_names[int(diff.argmax())]}; tolerances: tests/test_naive_features.py)")
+    print(
+        f"  check: |project - naive(tuning=0)| over the utterance stats of one clip: max {diff.max():.2g} "
+        f"({extractor.layout.utterance_names[int(diff.argmax())]}; tolerances: tests/test_naive_features.py)"
+    )
     cpu_wall = sum(b["cpu_s"] for b in best.values()) / sum(b["wall_s"] for b in best.values())
     if cpu_wall < 0.9:
-        print(f"  note: CPU/wall = {cpu_wall:.2f}: the process was not alone on its core, so wall times are "
-              "inflated; re-run on a quiet machine (CPU ms/clip is the closer estimate meanwhile)")
+        print(
+            f"  note: CPU/wall = {cpu_wall:.2f}: the process was not alone on its core, so wall times are "
+            "inflated; re-run on a quiet machine (CPU ms/clip is the closer estimate meanwhile)"
+        )
     elif cpu_wall > 1.1:
         print(f"  note: CPU/wall = {cpu_wall:.2f}: more than one thread ran, so the figures are not per core")
 
     met = speedup >= TARGET_SPEEDUP and realtime >= TARGET_REALTIME
     if args.json is not None:
-        result = {"source": source, "n_clips": n, "rejected": rejected, "audio_s": audio_s, "repeats": args.repeats,
-                  "pipelines": best, "extract_only_s": extract_only, "naive_over_project": speedup,
-                  "project_over_limit": over_limit, "project_realtime_per_core": realtime,
-                  "targets": {"speedup": TARGET_SPEEDUP, "realtime": TARGET_REALTIME, "met": met},
-                  "cpu_over_wall": cpu_wall, "stamp": stamp()}
+        result = {
+            "source": source,
+            "n_clips": n,
+            "rejected": rejected,
+            "audio_s": audio_s,
+            "repeats": args.repeats,
+            "pipelines": best,
+            "extract_only_s": extract_only,
+            "naive_over_project": speedup,
+            "project_over_limit": over_limit,
+            "project_realtime_per_core": realtime,
+            "targets": {"speedup": TARGET_SPEEDUP, "realtime": TARGET_REALTIME, "met": met},
+            "cpu_over_wall": cpu_wall,
+            "stamp": stamp(),
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 1 if args.strict and not met else 0

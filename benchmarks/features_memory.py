@@ -34,6 +34,7 @@ manifest has N rows with unique ``utt_id`` values whose paths cycle over those f
 is decoded and extracted in full, and the outputs have N rows, as for N distinct files; only the
 page cache is kinder than with a real corpus.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,8 +119,12 @@ def child(args: argparse.Namespace) -> None:
     clips = sorted(str(p) for p in Path(args.clip_dir).glob("*.flac"))
     if not clips:
         raise SystemExit(f"no .flac clips under {args.clip_dir}")
-    manifest = pd.DataFrame({"utt_id": [f"bench/{i:06d}" for i in range(args.clips)],
-                             "path": [clips[i % len(clips)] for i in range(args.clips)]})
+    manifest = pd.DataFrame(
+        {
+            "utt_id": [f"bench/{i:06d}" for i in range(args.clips)],
+            "path": [clips[i % len(clips)] for i in range(args.clips)],
+        }
+    )
     features = FeatureParams(n_jobs=args.n_jobs, chunk_size=args.chunk_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,14 +136,24 @@ def child(args: argparse.Namespace) -> None:
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with _TreeSampler() as sampler:
         start = time.perf_counter()
-        summary = extract_features(manifest, audio=AudioParams(), features=features,
-                                   frames_path=out / "frames.parquet", utterances_path=out / "utterances.parquet",
-                                   rejects_path=out / "rejects.csv")
+        summary = extract_features(
+            manifest,
+            audio=AudioParams(),
+            features=features,
+            frames_path=out / "frames.parquet",
+            utterances_path=out / "utterances.parquet",
+            rejects_path=out / "rejects.csv",
+        )
         wall = time.perf_counter() - start
         _shutdown_workers()
     result = {
-        "clips": args.clips, "distinct_files": len(clips), "n_jobs": args.n_jobs, "chunk_size": args.chunk_size,
-        "n_out": summary["n_out"], "n_rejected": summary["n_rejected"], "wall_s": wall,
+        "clips": args.clips,
+        "distinct_files": len(clips),
+        "n_jobs": args.n_jobs,
+        "chunk_size": args.chunk_size,
+        "n_out": summary["n_out"],
+        "n_rejected": summary["n_rejected"],
+        "wall_s": wall,
         "baseline_kb": baseline_kb,
         "parent_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "worker_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -149,8 +164,22 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure(n: int, *, clip_dir: Path, out: Path, n_jobs: int, chunk_size: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.features_memory", "--child", "--clips", str(n), "--clip-dir",
-           str(clip_dir), "--out", str(out), "--n-jobs", str(n_jobs), "--chunk-size", str(chunk_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.features_memory",
+        "--child",
+        "--clips",
+        str(n),
+        "--clip-dir",
+        str(clip_dir),
+        "--out",
+        str(out),
+        "--n-jobs",
+        str(n_jobs),
+        "--chunk-size",
+        str(chunk_size),
+    ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -161,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-jobs", type=int, default=2, help="extract_features worker processes (default 2)")
     parser.add_argument("--chunk-size", type=int, default=64, help="clips per worker task (default 64)")
     parser.add_argument("--distinct", type=int, default=50, help="distinct audio files the manifest cycles over")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results, stamped with the commit and machine, to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results, stamped with the commit and machine, to this JSON file",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a peak grows by more than 25%%")
     # internal: one measurement in a fresh process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -181,23 +215,37 @@ def main(argv: list[str] | None = None) -> int:
         clip_dir = Path(tmp) / "clips"
         write_synthetic_clips(clip_dir, args.distinct, seed=0)
         for n in sizes:
-            print(f"extracting {n} clips ({args.n_jobs} jobs, chunk_size {args.chunk_size}) in a fresh process ...",
-                  file=sys.stderr, flush=True)
-            results.append(measure(n, clip_dir=clip_dir, out=Path(tmp) / f"out_{n}", n_jobs=args.n_jobs,
-                                   chunk_size=args.chunk_size))
+            print(
+                f"extracting {n} clips ({args.n_jobs} jobs, chunk_size {args.chunk_size}) in a fresh process ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            results.append(
+                measure(
+                    n, clip_dir=clip_dir, out=Path(tmp) / f"out_{n}", n_jobs=args.n_jobs, chunk_size=args.chunk_size
+                )
+            )
 
-    print(f"\nPeak RSS of extract_features ({args.n_jobs} jobs, chunk_size {args.chunk_size}; manifests cycle over "
-          f"{args.distinct} distinct 4-s clips; one fresh process per size)\n")
-    print(f"  {'clips':>7s} {'wall s':>8s} {'clips/s':>8s} {'baseline':>9s} {'parent':>9s} {'worker':>9s} "
-          f"{'total':>9s}   (MiB; parent/worker: ru_maxrss, total: sampled sum)")
+    print(
+        f"\nPeak RSS of extract_features ({args.n_jobs} jobs, chunk_size {args.chunk_size}; manifests cycle over "
+        f"{args.distinct} distinct 4-s clips; one fresh process per size)\n"
+    )
+    print(
+        f"  {'clips':>7s} {'wall s':>8s} {'clips/s':>8s} {'baseline':>9s} {'parent':>9s} {'worker':>9s} "
+        f"{'total':>9s}   (MiB; parent/worker: ru_maxrss, total: sampled sum)"
+    )
     for r in results:
         total = f"{_mib(r['total_peak_kb']):9.0f}" if r["total_peak_kb"] is not None else f"{'n/a':>9s}"
         worker = f"{_mib(r['worker_peak_kb']):9.0f}" if args.n_jobs != 1 else f"{'-':>9s}"
-        print(f"  {r['clips']:7d} {r['wall_s']:8.1f} {r['clips'] / r['wall_s']:8.0f} {_mib(r['baseline_kb']):9.0f} "
-              f"{_mib(r['parent_peak_kb']):9.0f} {worker} {total}")
+        print(
+            f"  {r['clips']:7d} {r['wall_s']:8.1f} {r['clips'] / r['wall_s']:8.0f} {_mib(r['baseline_kb']):9.0f} "
+            f"{_mib(r['parent_peak_kb']):9.0f} {worker} {total}"
+        )
         if r["n_out"] != r["clips"]:
-            print(f"  warning: {r['clips'] - r['n_out']} of {r['clips']} clips did not come out "
-                  f"({r['n_rejected']} rejected)")
+            print(
+                f"  warning: {r['clips'] - r['n_out']} of {r['clips']} clips did not come out "
+                f"({r['n_rejected']} rejected)"
+            )
 
     grew = False
     if len(results) > 1:
@@ -215,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {label:12s} {ratio:6.3f}x  (+{_mib(large[key] - small[key]):.0f} MiB)  {flag}")
         # The ratio hides a slow leak behind a large baseline; the slope shows it directly.
         slope_kb = (large["parent_peak_kb"] - small["parent_peak_kb"]) / (large["clips"] - small["clips"])
-        print(f"  parent peak slope: {slope_kb:.2f} KiB per clip; if linear, +{_mib(slope_kb * 1e5):.0f} MiB "
-              f"at 100,000 clips and +{_mib(slope_kb * 1e6) / 1024:.1f} GiB at 1,000,000 (0 for constant memory)")
+        print(
+            f"  parent peak slope: {slope_kb:.2f} KiB per clip; if linear, +{_mib(slope_kb * 1e5):.0f} MiB "
+            f"at 100,000 clips and +{_mib(slope_kb * 1e6) / 1024:.1f} GiB at 1,000,000 (0 for constant memory)"
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"stamp": stamp(), "results": results}, indent=2) + "\n", encoding="utf-8")

@@ -28,6 +28,7 @@ values equal to the extractor's (``tests/test_naive_features.py`` checks it, wit
 
 This module is a reference and a benchmark baseline, not part of the pipeline.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ from deepfake_audio.features import CONTRAST_FMIN, GROUPS
 from deepfake_audio.params import FeatureParams
 
 
-def naive_features(y: np.ndarray, *, sample_rate: int, params: FeatureParams,
-                   tuning: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def naive_features(
+    y: np.ndarray, *, sample_rate: int, params: FeatureParams, tuning: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame and utterance features of one clip, one librosa call per feature.
 
     Args:
@@ -98,8 +100,7 @@ def _mfcc(y, sr, p, tuning):
 def _log_mel(y, sr, p, tuning):
     import librosa
 
-    return librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=p.n_mels, fmin=p.fmin,
-                                                              **_stft_kw(p)))
+    return librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=p.n_mels, fmin=p.fmin, **_stft_kw(p)))
 
 
 def _lfcc(y, sr, p, tuning):
@@ -116,15 +117,20 @@ def _lfcc(y, sr, p, tuning):
         down = ((i + 2) * step - freqs) / step
         bank[i] = np.clip(np.minimum(up, down), 0.0, None)
     db = librosa.power_to_db(bank.astype(np.float32) @ power)
-    return _with_deltas(dct(db, type=2, norm="ortho", axis=0)[:p.lfcc.n_lfcc], p.lfcc.deltas)
+    return _with_deltas(dct(db, type=2, norm="ortho", axis=0)[: p.lfcc.n_lfcc], p.lfcc.deltas)
 
 
 def _cqt(y, sr, p, tuning):
     import librosa
 
     c = p.cqt
-    return librosa.amplitude_to_db(np.abs(librosa.cqt(y, sr=sr, hop_length=p.hop_length, fmin=c.fmin,
-                                                      n_bins=c.n_bins, bins_per_octave=c.bins_per_octave)))
+    return librosa.amplitude_to_db(
+        np.abs(
+            librosa.cqt(
+                y, sr=sr, hop_length=p.hop_length, fmin=c.fmin, n_bins=c.n_bins, bins_per_octave=c.bins_per_octave
+            )
+        )
+    )
 
 
 def _chroma(y, sr, p, tuning):
@@ -166,8 +172,9 @@ def _bandwidth(y, sr, p, tuning):
 def _contrast(y, sr, p, tuning):
     import librosa
 
-    return librosa.feature.spectral_contrast(y=y, sr=sr, fmin=CONTRAST_FMIN, n_bands=p.spectral_contrast.n_bands,
-                                             **_stft_kw(p))
+    return librosa.feature.spectral_contrast(
+        y=y, sr=sr, fmin=CONTRAST_FMIN, n_bands=p.spectral_contrast.n_bands, **_stft_kw(p)
+    )
 
 
 def _rolloff(y, sr, p, tuning):
@@ -182,6 +189,18 @@ def _flatness(y, sr, p, tuning):
     return librosa.feature.spectral_flatness(y=y, **_stft_kw(p))
 
 
-_GROUP = {"mfcc": _mfcc, "log_mel": _log_mel, "lfcc": _lfcc, "cqt": _cqt, "chroma": _chroma, "tonnetz": _tonnetz,
-          "rms": _rms, "zcr": _zcr, "spectral_centroid": _centroid, "spectral_bandwidth": _bandwidth,
-          "spectral_contrast": _contrast, "spectral_rolloff": _rolloff, "spectral_flatness": _flatness}
+_GROUP = {
+    "mfcc": _mfcc,
+    "log_mel": _log_mel,
+    "lfcc": _lfcc,
+    "cqt": _cqt,
+    "chroma": _chroma,
+    "tonnetz": _tonnetz,
+    "rms": _rms,
+    "zcr": _zcr,
+    "spectral_centroid": _centroid,
+    "spectral_bandwidth": _bandwidth,
+    "spectral_contrast": _contrast,
+    "spectral_rolloff": _rolloff,
+    "spectral_flatness": _flatness,
+}

@@ -21,6 +21,7 @@ Targets (set for cnn_lstm): latency <= 50 ms per clip, stream >= 50x real time o
 ``--strict`` exits 1 when one is missed. Times are ``time.perf_counter`` wall times; the CPU/wall
 ratio printed with each shows whether the process had its core to itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-s", type=float, default=0.1, help="seconds of PCM per stream read (default 0.1)")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="also write the results, stamped with the commit and machine, to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results, stamped with the commit and machine, to this JSON file",
+    )
     args = parser.parse_args(argv)
     for name in ("runs", "files", "batch_size", "threads"):
         if getattr(args, name) < 1:
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predictor = Predictor.load(args.model)
     except ValueError as exc:
-        print(f"benchmarks.predict: {exc}\n  train the model with `dvc repro`, or pass --model DIR (a bundle)",
-              file=sys.stderr)
+        print(
+            f"benchmarks.predict: {exc}\n  train the model with `dvc repro`, or pass --model DIR (a bundle)",
+            file=sys.stderr,
+        )
         return 2
     torch.set_num_threads(args.threads)
     sr = predictor.sample_rate
@@ -127,28 +134,52 @@ def main(argv: list[str] | None = None) -> int:
     realtime = args.stream_s / wall_s
 
     latency_ok, stream_ok = median_ms <= TARGET_LATENCY_MS, realtime >= TARGET_STREAM_REALTIME
-    print(f"Prediction speed: {predictor.model_name} ({predictor.bundle_dir}), {predictor.window_s:g}-s clips at "
-          f"{sr} Hz, {len(predictor.extractor.layout.frame_names)} frame / "
-          f"{len(predictor.extractor.layout.utterance_names)} utterance features")
+    print(
+        f"Prediction speed: {predictor.model_name} ({predictor.bundle_dir}), {predictor.window_s:g}-s clips at "
+        f"{sr} Hz, {len(predictor.extractor.layout.frame_names)} frame / "
+        f"{len(predictor.extractor.layout.utterance_names)} utterance features"
+    )
     print(f"  threads: {args.threads} (stream: 1); CPU/wall near 1 per thread means the core was not shared\n")
-    print(f"  latency, one 4-s clip (decode + features + model), {args.runs} runs: median {median_ms:.1f} ms, "
-          f"p90 {p90_ms:.1f} ms  (CPU/wall {latency_ratio:.2f}; target <= {TARGET_LATENCY_MS:g} ms: "
-          f"{'met' if latency_ok else 'MISSED'})")
-    print(f"  folder of {len(paths)} generated 4-s clips, batches of {args.batch_size}: {files_per_s:.1f} files/s "
-          f"({wall:.2f} s; {failed} failed; CPU/wall {folder_ratio:.2f})")
-    print(f"  stream, {args.stream_s:g} s of s16le PCM in {args.chunk_s:g}-s chunks, {predictor.window_s:g}-s windows "
-          f"every {args.hop_s:g} s, 1 thread: {len(windows)} windows in {wall_s:.2f} s = {realtime:.0f}x real time "
-          f"(CPU/wall {cpu_s / wall_s:.2f}; target >= {TARGET_STREAM_REALTIME:g}x: {'met' if stream_ok else 'MISSED'})")
+    print(
+        f"  latency, one 4-s clip (decode + features + model), {args.runs} runs: median {median_ms:.1f} ms, "
+        f"p90 {p90_ms:.1f} ms  (CPU/wall {latency_ratio:.2f}; target <= {TARGET_LATENCY_MS:g} ms: "
+        f"{'met' if latency_ok else 'MISSED'})"
+    )
+    print(
+        f"  folder of {len(paths)} generated 4-s clips, batches of {args.batch_size}: {files_per_s:.1f} files/s "
+        f"({wall:.2f} s; {failed} failed; CPU/wall {folder_ratio:.2f})"
+    )
+    print(
+        f"  stream, {args.stream_s:g} s of s16le PCM in {args.chunk_s:g}-s chunks, {predictor.window_s:g}-s windows "
+        f"every {args.hop_s:g} s, 1 thread: {len(windows)} windows in {wall_s:.2f} s = {realtime:.0f}x real time "
+        f"(CPU/wall {cpu_s / wall_s:.2f}; target >= {TARGET_STREAM_REALTIME:g}x: {'met' if stream_ok else 'MISSED'})"
+    )
     if args.json is not None:
-        result = {"model": predictor.model_name, "bundle": str(predictor.bundle_dir), "threads": args.threads,
-                  "runs": args.runs, "latency_median_ms": median_ms, "latency_p90_ms": p90_ms,
-                  "latency_cpu_over_wall": latency_ratio, "files": len(paths), "failed": failed,
-                  "batch_size": args.batch_size, "files_per_s": files_per_s, "folder_cpu_over_wall": folder_ratio,
-                  "stream_s": args.stream_s, "stream_windows": len(windows), "stream_wall_s": wall_s,
-                  "stream_realtime": realtime, "stream_cpu_over_wall": cpu_s / wall_s,
-                  "targets": {"latency_ms": TARGET_LATENCY_MS, "stream_realtime": TARGET_STREAM_REALTIME,
-                              "met": latency_ok and stream_ok},
-                  "stamp": stamp()}
+        result = {
+            "model": predictor.model_name,
+            "bundle": str(predictor.bundle_dir),
+            "threads": args.threads,
+            "runs": args.runs,
+            "latency_median_ms": median_ms,
+            "latency_p90_ms": p90_ms,
+            "latency_cpu_over_wall": latency_ratio,
+            "files": len(paths),
+            "failed": failed,
+            "batch_size": args.batch_size,
+            "files_per_s": files_per_s,
+            "folder_cpu_over_wall": folder_ratio,
+            "stream_s": args.stream_s,
+            "stream_windows": len(windows),
+            "stream_wall_s": wall_s,
+            "stream_realtime": realtime,
+            "stream_cpu_over_wall": cpu_s / wall_s,
+            "targets": {
+                "latency_ms": TARGET_LATENCY_MS,
+                "stream_realtime": TARGET_STREAM_REALTIME,
+                "met": latency_ok and stream_ok,
+            },
+            "stamp": stamp(),
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.strict and not (latency_ok and stream_ok):

@@ -19,6 +19,7 @@ through the same DataLoader, AdamW step, bf16 autocast (CUDA) and gradient clipp
 XGBoost is timed fitting ``--xgb-rows`` random rows of the utterance table's width with
 params.yaml's ``xgboost`` section (trees per second x rows = samples/s of one boosting round).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,8 @@ import numpy as np
 
 from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.models import get_model_kind
-from deepfake_audio.params import load_params
 from deepfake_audio.models.xgboost import xgboost_device
+from deepfake_audio.params import load_params
 from deepfake_audio.runtime import select_device
 from tools.stamp import stamp
 
@@ -56,8 +57,13 @@ def bench_neural(name: str, params, *, device, batch_size: int, steps: int, warm
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((n, n_rows, n_frames), dtype=np.float32))
     y = torch.from_numpy((np.arange(n) % 2).astype(np.float32))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
-                                         pin_memory=device.type == "cuda", num_workers=params.train.num_workers)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y),
+        batch_size=batch_size,
+        shuffle=True,
+        pin_memory=device.type == "cuda",
+        num_workers=params.train.num_workers,
+    )
     model = kind.build(n_rows, n_frames, kind.section(params)).to(device)
     if params.train.compile:
         model = torch.compile(model)
@@ -86,11 +92,17 @@ def bench_neural(name: str, params, *, device, batch_size: int, steps: int, warm
             wait += t1 - t0
             compute += t2 - t1
     total = wait + compute
-    out = {"model": name, "input": [n_rows, n_frames], "batch_size": batch_size, "steps": steps,
-           "samples_per_s": steps * batch_size / total, "data_wait_share": wait / total,
-           "parameters": sum(p.numel() for p in model.parameters())}
+    out = {
+        "model": name,
+        "input": [n_rows, n_frames],
+        "batch_size": batch_size,
+        "steps": steps,
+        "samples_per_s": steps * batch_size / total,
+        "data_wait_share": wait / total,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if device.type == "cuda":
-        out["gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+        out["gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
 
 
@@ -103,15 +115,29 @@ def bench_xgboost(params, *, device: str, rows: int) -> dict:
     y = (np.arange(rows) % 2).astype(np.int64)
     x[y == 1, :10] += 0.5
     p = params.xgboost
-    model = xgb.XGBClassifier(n_estimators=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate,
-                              subsample=p.subsample, colsample_bytree=p.colsample_bytree, tree_method="hist",
-                              device=device, n_jobs=p.n_jobs,
-                              random_state=p.seed)
+    model = xgb.XGBClassifier(
+        n_estimators=p.n_estimators,
+        max_depth=p.max_depth,
+        learning_rate=p.learning_rate,
+        subsample=p.subsample,
+        colsample_bytree=p.colsample_bytree,
+        tree_method="hist",
+        device=device,
+        n_jobs=p.n_jobs,
+        random_state=p.seed,
+    )
     t0 = time.perf_counter()
     model.fit(x, y, verbose=False)
     elapsed = time.perf_counter() - t0
-    return {"model": "xgboost", "device": device, "input": [width], "rows": rows, "trees": p.n_estimators, "fit_s": elapsed,
-            "samples_per_s": rows * p.n_estimators / elapsed}
+    return {
+        "model": "xgboost",
+        "device": device,
+        "input": [width],
+        "rows": rows,
+        "trees": p.n_estimators,
+        "fit_s": elapsed,
+        "samples_per_s": rows * p.n_estimators / elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--xgb-rows", type=int, default=2000)
-    parser.add_argument("--json", type=Path, default=None,
-                        help="also write the results, stamped with the commit and machine, to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results, stamped with the commit and machine, to this JSON file",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -143,20 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     for model in names:
         kind = get_model_kind(model)
         if kind.build is not None:  # a torch network: time its training steps
-            r = bench_neural(model, params, device=device, batch_size=batch_size, steps=args.steps,
-                             warmup=args.warmup)
+            r = bench_neural(model, params, device=device, batch_size=batch_size, steps=args.steps, warmup=args.warmup)
             gpu = f"{r['gpu_memory_mib']:8.0f}" if "gpu_memory_mib" in r else f"{'-':>8s}"
-            print(f"  {model:22s} {'x'.join(map(str, r['input'])):>10s} {r['parameters']:9d} "
-                  f"{r['samples_per_s']:10.0f} {100 * r['data_wait_share']:9.1f}% {gpu}")
+            print(
+                f"  {model:22s} {'x'.join(map(str, r['input'])):>10s} {r['parameters']:9d} "
+                f"{r['samples_per_s']:10.0f} {100 * r['data_wait_share']:9.1f}% {gpu}"
+            )
         else:
             r = bench_xgboost(params, device=xgboost_device(args.device or params.train.device), rows=args.xgb_rows)
-            print(f"  {model:22s} {r['input'][0]:>10d} {'-':>9s} {r['samples_per_s']:10.0f} {'-':>10s} {'-':>8s}"
-                  f"   ({r['rows']} rows x {r['trees']} trees in {r['fit_s']:.1f} s on {r['device']})")
+            print(
+                f"  {model:22s} {r['input'][0]:>10d} {'-':>9s} {r['samples_per_s']:10.0f} {'-':>10s} {'-':>8s}"
+                f"   ({r['rows']} rows x {r['trees']} trees in {r['fit_s']:.1f} s on {r['device']})"
+            )
         results.append(r)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": name, "batch_size": batch_size, "results": results,
-                                         "stamp": stamp()}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"device": name, "batch_size": batch_size, "results": results, "stamp": stamp()}, indent=2)
+            + "\n"
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
 """deepfake-audio: a reproducible DVC pipeline for spoofed-speech detection."""
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ Every loader here returns float32 mono samples in [-1, 1] at an explicit sample 
 resamples behind the caller's back. Faults raise the :class:`~deepfake_audio.errors.AudioError`
 family so that per-file workers can turn them into rejects with a reason.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from deepfake_audio.errors import (CorruptAudio, EmptyAudio, NonFiniteAudio, SilentAudio,
-                                   TooShortAudio, UnsupportedAudio)
+from deepfake_audio.errors import CorruptAudio, EmptyAudio, NonFiniteAudio, SilentAudio, TooShortAudio, UnsupportedAudio
 
 MAX_FLOAT_PEAK = 1e3
 """Float samples this far beyond full scale are garbage, not an overshoot to clip."""
@@ -103,7 +103,7 @@ def fix_length(y: np.ndarray, n_samples: int, *, pad: str = "repeat", crop: str 
         return y
     if n > n_samples:
         start = 0 if crop == "start" else (n - n_samples) // 2
-        return y[start:start + n_samples]
+        return y[start : start + n_samples]
     if pad == "repeat":
         reps = -(-n_samples // n)  # ceil division
         return np.tile(y, reps)[:n_samples]

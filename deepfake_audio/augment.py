@@ -24,9 +24,9 @@ seed gives bit-identical audio.
 source clip, so it has the source's speaker and split: augmented audio of a training clip can
 never reach dev or test.
 """
+
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 from collections.abc import Callable
@@ -37,7 +37,8 @@ import pandas as pd
 
 from deepfake_audio.audio import resample
 from deepfake_audio.errors import SilentAudio
-from deepfake_audio.params import AugmentConfig, NOISE_COLORS
+from deepfake_audio.params import NOISE_COLORS, AugmentConfig
+
 """``white``: flat spectrum. ``pink``: power falling as 1/f (3 dB per octave)."""
 
 STFT_SIZE = 1024
@@ -125,8 +126,9 @@ def pitch_shift(y: np.ndarray, *, sample_rate: int, n_steps: float, n_fft: int =
     _check_rate(sample_rate, "pitch_shift")
     if not np.isfinite(n_steps):
         raise ValueError(f"pitch_shift: n_steps must be finite, got {n_steps!r}")
-    out = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=float(n_steps), res_type="soxr_hq",
-                                      n_fft=n_fft, hop_length=n_fft // 4)
+    out = librosa.effects.pitch_shift(
+        y, sr=sample_rate, n_steps=float(n_steps), res_type="soxr_hq", n_fft=n_fft, hop_length=n_fft // 4
+    )
     return _finish(out, "pitch_shift")
 
 
@@ -170,7 +172,7 @@ def add_noise(y: np.ndarray, *, snr_db: float, rng: np.random.Generator, color: 
     if signal_power == 0.0:
         raise SilentAudio("add_noise: the clip is all zeros, so an SNR is undefined")
     noise = _noise(len(y), color, rng)
-    noise_power = float(np.mean(noise ** 2))
+    noise_power = float(np.mean(noise**2))
     if noise_power == 0.0:  # pink noise of a 1- or 2-sample clip is just DC, which is removed
         return _finish(y, "add_noise")
     noise *= np.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
@@ -203,8 +205,9 @@ def _mp3_kbps(rate: int) -> tuple[float, float]:
 CODECS: dict[str, _Codec] = {
     # Average bitrate, not CBR: libsndfile's low-bitrate CBR files lose the LAME gapless header,
     # and their decoded audio then starts ~1105 samples late.
-    "mp3": _Codec("MP3", "MPEG_LAYER_III", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
-                  "AVERAGE", _mp3_kbps),
+    "mp3": _Codec(
+        "MP3", "MPEG_LAYER_III", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000), "AVERAGE", _mp3_kbps
+    ),
     # libsndfile's ogg_opus.c maps compression_level c to (1 - c) * 250 + 6 kbps.
     "opus": _Codec("OGG", "OPUS", (8000, 12000, 16000, 24000, 48000), None, lambda rate: (6.0, 256.0)),
 }
@@ -216,8 +219,9 @@ def available_codecs() -> tuple[str, ...]:
     import soundfile as sf
 
     formats = sf.available_formats()
-    return tuple(name for name, c in CODECS.items()
-                 if c.format in formats and c.subtype in sf.available_subtypes(c.format))
+    return tuple(
+        name for name, c in CODECS.items() if c.format in formats and c.subtype in sf.available_subtypes(c.format)
+    )
 
 
 def codec(y: np.ndarray, *, sample_rate: int, format: str, bitrate_kbps: float) -> np.ndarray:  # noqa: A002
@@ -251,19 +255,28 @@ def codec(y: np.ndarray, *, sample_rate: int, format: str, bitrate_kbps: float) 
     if format not in available_codecs():
         raise CodecUnavailableError(
             f"codec: libsndfile {sf.__libsndfile_version__} cannot encode {format} "
-            f"({spec.format}/{spec.subtype}); available: {', '.join(available_codecs()) or 'none'}")
+            f"({spec.format}/{spec.subtype}); available: {', '.join(available_codecs()) or 'none'}"
+        )
     rate = next((r for r in spec.rates if r >= sample_rate), spec.rates[-1])
     lo, hi = spec.kbps_range(rate)
     if not lo <= bitrate_kbps <= hi:
-        raise ValueError(f"codec: bitrate_kbps={bitrate_kbps!r} is outside {lo:g}-{hi:g} kbps, "
-                         f"the range of {format} at {rate} Hz")
+        raise ValueError(
+            f"codec: bitrate_kbps={bitrate_kbps!r} is outside {lo:g}-{hi:g} kbps, the range of {format} at {rate} Hz"
+        )
     # libsndfile refuses an MP3 compression level of exactly 1, so the lowest bitrate is approached.
     level = min(spec.compression_level(bitrate_kbps, rate), 0.999)
     x = resample(y, orig_sr=sample_rate, target_sr=rate)
     buf = io.BytesIO()
     try:
-        sf.write(buf, x, rate, format=spec.format, subtype=spec.subtype, compression_level=level,
-                 bitrate_mode=spec.bitrate_mode)
+        sf.write(
+            buf,
+            x,
+            rate,
+            format=spec.format,
+            subtype=spec.subtype,
+            compression_level=level,
+            bitrate_mode=spec.bitrate_mode,
+        )
         buf.seek(0)
         decoded, _ = sf.read(buf, dtype="float32", always_2d=False)
     except sf.LibsndfileError as exc:
@@ -309,8 +322,10 @@ def band_limit(y: np.ndarray, *, sample_rate: int, low_hz: float, high_hz: float
     y = _check_audio(y, "band_limit")
     _check_rate(sample_rate, "band_limit")
     if not 0 <= low_hz < high_hz < sample_rate / 2:
-        raise ValueError(f"band_limit: need 0 <= low_hz < high_hz < Nyquist ({sample_rate / 2:g} Hz), "
-                         f"got low_hz={low_hz!r}, high_hz={high_hz!r}")
+        raise ValueError(
+            f"band_limit: need 0 <= low_hz < high_hz < Nyquist ({sample_rate / 2:g} Hz), "
+            f"got low_hz={low_hz!r}, high_hz={high_hz!r}"
+        )
     if low_hz > 0:
         sos = signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
     else:
@@ -334,6 +349,7 @@ def _register(name: str) -> Callable[[_Op], _Op]:
             raise ValueError(f"augmentation op {name!r} is already registered")
         OPS[name] = fn
         return fn
+
     return deco
 
 
@@ -364,8 +380,10 @@ def _op_noise(y, sample_rate, config, rng):
 def _op_codec(y, sample_rate, config, rng):
     name = _choice(rng, config.codecs)
     kbps = float(rng.uniform(*config.codec_kbps))
-    return (codec(y, sample_rate=sample_rate, format=name, bitrate_kbps=kbps),
-            f"codec(format={name}, bitrate_kbps={kbps:.1f})")
+    return (
+        codec(y, sample_rate=sample_rate, format=name, bitrate_kbps=kbps),
+        f"codec(format={name}, bitrate_kbps={kbps:.1f})",
+    )
 
 
 @_register("resample")
@@ -377,8 +395,10 @@ def _op_resample(y, sample_rate, config, rng):
 @_register("band_limit")
 def _op_band_limit(y, sample_rate, config, rng):
     low, high = _choice(rng, config.band_limit_hz)
-    return (band_limit(y, sample_rate=sample_rate, low_hz=low, high_hz=high),
-            f"band_limit(low_hz={low:g}, high_hz={high:g})")
+    return (
+        band_limit(y, sample_rate=sample_rate, low_hz=low, high_hz=high),
+        f"band_limit(low_hz={low:g}, high_hz={high:g})",
+    )
 
 
 def augment(y: np.ndarray, *, sample_rate: int, config: AugmentConfig, seed: int) -> tuple[np.ndarray, str]:
@@ -451,8 +471,7 @@ def plan_augmentations(manifest: pd.DataFrame, *, config: AugmentConfig) -> pd.D
     sources = copies["utt_id"].astype(str)
     copies["source_utt_id"] = sources
     copies["utt_id"] = [f"{u}#aug{k}" for u, k in zip(sources, ks)]
-    copies["aug_seed"] = pd.Series([aug_seed(u, int(k), seed=config.seed) for u, k in zip(sources, ks)],
-                                   dtype="int64")
+    copies["aug_seed"] = pd.Series([aug_seed(u, int(k), seed=config.seed) for u, k in zip(sources, ks)], dtype="int64")
     clash = copies["utt_id"][copies["utt_id"].isin(manifest["utt_id"])]
     if len(clash):
         raise ValueError(f"plan_augmentations: copy id {clash.iloc[0]!r} is already a utt_id in the manifest")

@@ -15,6 +15,7 @@ unpickled as arbitrary objects. ``config.json`` records:
 
 This module scores through the model registry and imports no model family.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,18 +74,31 @@ def read_config(path: Path) -> dict:
     config = json.loads((Path(path) / CONFIG).read_text(encoding="utf-8"))
     version = config.get("schema_version", 0)
     if version > SCHEMA_VERSION:
-        raise ValueError(f"{path}/{CONFIG} has schema_version {version}; this deepfake-audio reads up to "
-                         f"{SCHEMA_VERSION}: upgrade it")
+        raise ValueError(
+            f"{path}/{CONFIG} has schema_version {version}; this deepfake-audio reads up to "
+            f"{SCHEMA_VERSION}: upgrade it"
+        )
     return config
 
 
-def bundle_config(kind: ModelKind, summary: dict, *, section: Any, train_params: Any, audio: Any, features: Any,
-                  scaler: dict) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "model": kind.name, "input": kind.input,
-            "params_section": kind.params_section, "hyper_parameters": as_dict(section),
-            "train": as_dict(train_params), "audio": as_dict(audio), "n_samples": audio.n_samples,
-            "features": as_dict(features), "scaler": scaler,
-            "threshold": summary["threshold"], "dev_eer": summary["dev_eer"], "summary": summary}
+def bundle_config(
+    kind: ModelKind, summary: dict, *, section: Any, train_params: Any, audio: Any, features: Any, scaler: dict
+) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": kind.name,
+        "input": kind.input,
+        "params_section": kind.params_section,
+        "hyper_parameters": as_dict(section),
+        "train": as_dict(train_params),
+        "audio": as_dict(audio),
+        "n_samples": audio.n_samples,
+        "features": as_dict(features),
+        "scaler": scaler,
+        "threshold": summary["threshold"],
+        "dev_eer": summary["dev_eer"],
+        "summary": summary,
+    }
 
 
 def check_bundle(path: Path) -> None:
@@ -135,8 +149,16 @@ def calibrate(out_dir: Path, y: np.ndarray, x: np.ndarray) -> str:
     return f"calibration llr = {calibration.slope:.3g} * score + {calibration.offset:.3g}"
 
 
-def training_key(kind: ModelKind, *, section: Any, train_params: Any, device: str, inputs: Sequence[Path],
-                 code: Sequence[Path], config: dict) -> str:
+def training_key(
+    kind: ModelKind,
+    *,
+    section: Any,
+    train_params: Any,
+    device: str,
+    inputs: Sequence[Path],
+    code: Sequence[Path],
+    config: dict,
+) -> str:
     """A digest of everything a training run's result depends on.
 
     The hyper-parameters the kind declares it uses (not the whole section), the training options,
@@ -148,8 +170,13 @@ def training_key(kind: ModelKind, *, section: Any, train_params: Any, device: st
     epoch, the feature reader) retrains every model.
     """
     train = {k: v for k, v in as_dict(train_params).items() if k not in ("models", "num_workers", "device")}
-    described = {"model": kind.name, "hyper_parameters": kind.hyper_parameters(section),
-                 "train": train, "device": device, "config": config}
+    described = {
+        "model": kind.name,
+        "hyper_parameters": kind.hyper_parameters(section),
+        "train": train,
+        "device": device,
+        "config": config,
+    }
     digest = hashlib.blake2b(json.dumps(described, sort_keys=True).encode(), digest_size=16)
     for path in (*code, *inputs):
         with Path(path).open("rb") as fh:

@@ -7,6 +7,7 @@ fitted by logistic regression with the classes weighted equally, so its log-odds
 ratios rather than posteriors of the dev set's class balance. It is monotone, so EER and ROC are
 unchanged; Cllr measures how well it transfers to other sets.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -6,6 +6,7 @@ window (:mod:`deepfake_audio.predict`). ``attacks`` lists the demo corpus's atta
 engines are installed. ``gate`` fails when a metric got worse than at a git revision
 (:mod:`deepfake_audio.gate`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,13 @@ def _load_predictor(args: argparse.Namespace) -> tuple[Predictor | None, str | N
         predictor = Predictor.load(bundle_dir)
     except ValueError as exc:
         return None, str(exc)
-    log.info("model: %s (%s), %g s windows at %d Hz", predictor.bundle_dir, predictor.model_name,
-             predictor.window_s, predictor.sample_rate)
+    log.info(
+        "model: %s (%s), %g s windows at %d Hz",
+        predictor.bundle_dir,
+        predictor.model_name,
+        predictor.window_s,
+        predictor.sample_rate,
+    )
     return predictor, None
 
 
@@ -91,8 +97,14 @@ def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
         if r["error"] is not None:
             body.append([r["path"], "", "", "", "error", "", *([""] if windowed else []), r["error"]])
             continue
-        cells = [r["path"], f"{r['score']:+.4f}", _fmt(r["llr"], "+.2f"), _fmt(r["prob_bonafide"], ".3f"),
-                 r["decision"], f"{r['duration_s']:.2f}"]
+        cells = [
+            r["path"],
+            f"{r['score']:+.4f}",
+            _fmt(r["llr"], "+.2f"),
+            _fmt(r["prob_bonafide"], ".3f"),
+            r["decision"],
+            f"{r['duration_s']:.2f}",
+        ]
         if windowed:
             low = r["min_window"]
             cells.append(f"{low['start_s']:.2f}-{low['end_s']:.2f}")
@@ -115,8 +127,12 @@ def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, metavar="DIR",
-                        help="a bundle folder (default: the bundle under --models-dir with the lowest dev EER)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        help="a bundle folder (default: the bundle under --models-dir with the lowest dev EER)",
+    )
     parser.add_argument("--models-dir", type=Path, default=Path("data/models"), metavar="DIR")
 
 
@@ -132,8 +148,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if predictor is None:
         return _usage_error("predict", problem)
     progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
-    rows = predictor.predict_files(paths, window_s=args.window_s, hop_s=args.hop_s, batch_size=args.batch_size,
-                                   progress=progress)
+    rows = predictor.predict_files(
+        paths, window_s=args.window_s, hop_s=args.hop_s, batch_size=args.batch_size, progress=progress
+    )
     windowed = args.window_s is not None
     if args.format == "json":
         print(json.dumps(rows, indent=2))
@@ -202,38 +219,65 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-audio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="score audio files (higher = more bona fide)",
-                       description="Score audio files with a trained bundle. Exit status: 0 when every file "
-                                   "was scored, 1 when some could not be read (their error column says why), "
-                                   "2 on a usage error.")
-    p.add_argument("paths", nargs="+", help="files or folders (searched recursively), any format soundfile "
-                                            "reads, any sample rate, mono or stereo")
+    p = sub.add_parser(
+        "predict",
+        help="score audio files (higher = more bona fide)",
+        description="Score audio files with a trained bundle. Exit status: 0 when every file "
+        "was scored, 1 when some could not be read (their error column says why), "
+        "2 on a usage error.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="files or folders (searched recursively), any format soundfile reads, any sample rate, mono or stereo",
+    )
     _model_options(p)
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                   help="table (for people), csv or json (columns path, score, llr, prob_bonafide, decision, "
-                        "duration_s, error)")
-    p.add_argument("--window-s", type=_positive_float, metavar="S",
-                   help="score sliding windows of S seconds; score = their mean (default: the whole file as "
-                        "one clip, cropped or padded to the bundle's audio.duration_s as in training). A window "
-                        "longer or shorter than audio.duration_s is cropped or padded to it the same way")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (for people), csv or json (columns path, score, llr, prob_bonafide, decision, duration_s, error)",
+    )
+    p.add_argument(
+        "--window-s",
+        type=_positive_float,
+        metavar="S",
+        help="score sliding windows of S seconds; score = their mean (default: the whole file as "
+        "one clip, cropped or padded to the bundle's audio.duration_s as in training). A window "
+        "longer or shorter than audio.duration_s is cropped or padded to it the same way",
+    )
     p.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="clips per model call (default 32)")
     p.set_defaults(func=_cmd_predict)
-    s = sub.add_parser("stream", help="score raw mono PCM from stdin (or a growing file) window by window",
-                       description="Read raw little-endian mono PCM and print one JSON line per window "
-                                   "({start_s, end_s, score, llr, prob_bonafide, decision}) as soon as the "
-                                   "window's samples have arrived.")
+    s = sub.add_parser(
+        "stream",
+        help="score raw mono PCM from stdin (or a growing file) window by window",
+        description="Read raw little-endian mono PCM and print one JSON line per window "
+        "({start_s, end_s, score, llr, prob_bonafide, decision}) as soon as the "
+        "window's samples have arrived.",
+    )
     _model_options(s)
-    s.add_argument("--sample-rate", type=_positive_int, metavar="SR",
-                   help="input sample rate in Hz (default: the bundle's); other rates are resampled with soxr")
+    s.add_argument(
+        "--sample-rate",
+        type=_positive_int,
+        metavar="SR",
+        help="input sample rate in Hz (default: the bundle's); other rates are resampled with soxr",
+    )
     s.add_argument("--format", choices=("s16le", "f32le"), default="s16le", help="sample format (default s16le)")
-    s.add_argument("--window-s", type=_positive_float, metavar="S",
-                   help="window length (default: the bundle's audio.duration_s)")
+    s.add_argument(
+        "--window-s", type=_positive_float, metavar="S", help="window length (default: the bundle's audio.duration_s)"
+    )
     s.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
-    s.add_argument("--input", type=Path, metavar="FILE",
-                   help="follow this growing file like `tail -f` instead of reading stdin")
-    s.add_argument("--idle-s", type=_positive_float, default=2.0, metavar="S",
-                   help="with --input: stop when the file has not grown for S seconds (default 2)")
+    s.add_argument(
+        "--input", type=Path, metavar="FILE", help="follow this growing file like `tail -f` instead of reading stdin"
+    )
+    s.add_argument(
+        "--idle-s",
+        type=_positive_float,
+        default=2.0,
+        metavar="S",
+        help="with --input: stop when the file has not grown for S seconds (default 2)",
+    )
     s.set_defaults(func=_cmd_stream)
     a = sub.add_parser("attacks", help="list the demo corpus's attacks and their engines")
     a.set_defaults(func=_cmd_attacks)

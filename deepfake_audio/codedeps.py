@@ -27,6 +27,7 @@ How the closure is found (statically: nothing is imported, so it is cheap and ha
 
 Cycles are fine (every module is visited once). Paths are repo-relative POSIX strings, sorted.
 """
+
 from __future__ import annotations
 
 import ast
@@ -34,8 +35,16 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["DISCOVERY_MARKER", "ROOT", "ModuleScan", "code_files", "import_closure", "imported_modules", "module_path",
-           "undeclared_discovery"]
+__all__ = [
+    "DISCOVERY_MARKER",
+    "ROOT",
+    "ModuleScan",
+    "code_files",
+    "import_closure",
+    "imported_modules",
+    "module_path",
+    "undeclared_discovery",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,8 @@ def _is_package(path: Path) -> bool:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _walk_runtime(tree: ast.AST):
@@ -141,8 +151,11 @@ def imported_modules(path: Path, module: str) -> ModuleScan:
             for alias in node.names:
                 names.update(_with_parents(alias.name))
         elif isinstance(node, ast.ImportFrom):
-            base = node.module if node.level == 0 else _resolve_relative(module, _is_package(path), node.level,
-                                                                         node.module)
+            base = (
+                node.module
+                if node.level == 0
+                else _resolve_relative(module, _is_package(path), node.level, node.module)
+            )
             if base is None:
                 continue
             names.update(_with_parents(base))
@@ -164,8 +177,11 @@ def _submodules(package_init: Path, root: Path) -> list[str]:
     folder = package_init.parent
     package = _module_name(package_init, root)
     out = [f"{package}.{p.stem}" for p in folder.glob("*.py") if p.name != "__init__.py" and p.stem.isidentifier()]
-    out += [f"{package}.{d.name}" for d in folder.iterdir() if d.is_dir() and (d / "__init__.py").is_file()
-            and d.name.isidentifier()]
+    out += [
+        f"{package}.{d.name}"
+        for d in folder.iterdir()
+        if d.is_dir() and (d / "__init__.py").is_file() and d.name.isidentifier()
+    ]
     return sorted(out)
 
 
@@ -220,8 +236,11 @@ def undeclared_discovery(module: str, *, root: Path = ROOT) -> list[str]:
     What such a file imports by name is invisible to the closure; an empty list is the only good answer.
     """
     root = Path(root).resolve()
-    return sorted(p.relative_to(root).as_posix() for p, scan in _scan_closure(module, root).items()
-                  if scan.uses_pkgutil and not scan.discovers_submodules)
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p, scan in _scan_closure(module, root).items()
+        if scan.uses_pkgutil and not scan.discovers_submodules
+    )
 
 
 def code_files(module: str, *, root: Path = ROOT) -> list[Path]:

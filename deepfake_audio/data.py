@@ -1,4 +1,5 @@
 """The ``download`` step: materialise every configured source into one manifest."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,7 @@ def _fingerprint_many(paths: list[str]) -> list[tuple[float, int, str]]:
 def add_fingerprints(rows: pd.DataFrame, *, n_jobs: int, chunk: int = 256) -> pd.DataFrame:
     """Fill ``duration_s``, ``sample_rate`` and ``content_hash`` by decoding every clip once."""
     paths = rows["path"].tolist()
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     jobs = (delayed(_fingerprint_many)(c) for c in chunks)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs) if n_jobs != 1 else map(_fingerprint_many, chunks)
     flat = [r for part in progress(results, desc="hash audio", total=len(chunks), unit="chunk") for r in part]
@@ -74,13 +75,16 @@ def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame
     eval set carry its name in ``eval_set``; training rows have ``eval_set == ""``.
     """
     parts = []
-    entries = [(name, spec, "", f"data.sources[{i}]")
-               for i, (name, spec) in enumerate(zip(source_names(data), data.sources))]
+    entries = [
+        (name, spec, "", f"data.sources[{i}]") for i, (name, spec) in enumerate(zip(source_names(data), data.sources))
+    ]
     entries += [(name, spec, name, f"data.eval_sets.{name}") for name, spec in data.eval_sets.items()]
     clash = sorted(set(source_names(data)) & set(data.eval_sets))
     if clash:
-        raise ValueError(f"data.eval_sets.{clash[0]}: the name is also a training source's name; rename one "
-                         f"(a source's name is its `name` key, else its kind)")
+        raise ValueError(
+            f"data.eval_sets.{clash[0]}: the name is also a training source's name; rename one "
+            f"(a source's name is its `name` key, else its kind)"
+        )
     for name, spec, eval_set, key in entries:
         clean = {k: v for k, v in spec.items() if k != "name"}
         rows = build_source(clean, key=key, out_dir=out_dir / name, n_jobs=n_jobs)
@@ -92,8 +96,14 @@ def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame
         rows["speaker"] = speaker.where(~speaker.str.startswith("file:"), "file:" + name + "/" + speaker.str[5:])
         rows["source"] = name
         rows["eval_set"] = eval_set
-        log.info("%s (%s): %d clips, %d bona fide, %d spoof", name, spec["kind"], len(rows),
-                 int((rows["label"] == "bonafide").sum()), int((rows["label"] == "spoof").sum()))
+        log.info(
+            "%s (%s): %d clips, %d bona fide, %d spoof",
+            name,
+            spec["kind"],
+            len(rows),
+            int((rows["label"] == "bonafide").sum()),
+            int((rows["label"] == "spoof").sum()),
+        )
         parts.append(rows)
     manifest = order_columns(pd.concat(parts, ignore_index=True))
     manifest = add_fingerprints(manifest, n_jobs=n_jobs)

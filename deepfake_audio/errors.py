@@ -4,6 +4,7 @@ Audio faults (``AudioError`` and subclasses) are expected on real corpora: per-f
 exactly this family and turn it into a row of the rejects table. Anything else is a bug and stops
 the stage. ``ParamError`` reports a bad parameter by key, value and what is allowed.
 """
+
 from __future__ import annotations
 
 from deepfake_audio.params import ParamError  # noqa: F401 - defined with the params it reports on

@@ -1,4 +1,5 @@
 """Scoring of the test split and every eval set, and the metrics and plots made from the scores."""
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,19 @@ def score_splits(bundle: Bundle, data: dict[str, SplitData]) -> pd.DataFrame:
             continue
         score = bundle.score(part.x)
         llr = calibration.llr(score) if calibration else np.full(score.shape, np.nan)
-        frames.append(pd.DataFrame({"utt_id": part.ids, "split": split, "label": part.y, "attack": part.attacks,
-                                    "source": part.sources, "score": score, "llr": llr}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "utt_id": part.ids,
+                    "split": split,
+                    "label": part.y,
+                    "attack": part.attacks,
+                    "source": part.sources,
+                    "score": score,
+                    "llr": llr,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -64,8 +76,9 @@ def asv_scores_for(rows: pd.DataFrame, raw_dir: Path | None) -> dict[str, np.nda
     return asv if all(v.size for v in asv.values()) else None
 
 
-def metrics_from_scores(scores: pd.DataFrame, *, threshold: float, params: EvaluateParams | None = None,
-                        raw_dir: Path | None = None) -> dict:
+def metrics_from_scores(
+    scores: pd.DataFrame, *, threshold: float, params: EvaluateParams | None = None, raw_dir: Path | None = None
+) -> dict:
     """``{block: metric_block}`` for every split in ``scores``, decisions at the bundle's dev threshold.
 
     Adds ``cllr`` where ``scores`` carries calibrated ``llr``, ``eer_ci`` (``params.bootstrap``
@@ -79,17 +92,31 @@ def metrics_from_scores(scores: pd.DataFrame, *, threshold: float, params: Evalu
         y, s = part["label"].to_numpy(), part["score"].to_numpy()
         name = block_name(str(split))
         if y.min() == y.max():
-            out[name] = {"n_bonafide": int((y == 1).sum()), "n_spoof": int((y == 0).sum()),
-                         "error": "needs both bona fide and spoof clips for EER"}
+            out[name] = {
+                "n_bonafide": int((y == 1).sum()),
+                "n_spoof": int((y == 0).sum()),
+                "error": "needs both bona fide and spoof clips for EER",
+            }
             continue
         llr = part["llr"].to_numpy() if "llr" in part and part["llr"].notna().all() else None
-        out[name] = metric_block(y, s, threshold=threshold, attacks=part["attack"].to_numpy(),
-                                 sources=part["source"].to_numpy(), llr=llr, bootstrap=params.bootstrap,
-                                 ci_level=params.ci_level, seed=params.seed, asv=asv_scores_for(part, raw_dir))
+        out[name] = metric_block(
+            y,
+            s,
+            threshold=threshold,
+            attacks=part["attack"].to_numpy(),
+            sources=part["source"].to_numpy(),
+            llr=llr,
+            bootstrap=params.bootstrap,
+            ci_level=params.ci_level,
+            seed=params.seed,
+            asv=asv_scores_for(part, raw_dir),
+        )
     return out
 
 
-def write_plots(scores: pd.DataFrame, *, model: str, threshold: float, out_dir: Path, metrics: dict | None = None) -> None:
+def write_plots(
+    scores: pd.DataFrame, *, model: str, threshold: float, out_dir: Path, metrics: dict | None = None
+) -> None:
     """DVC plot data (ROC, DET, confusion of the test split) and PNG figures for every set.
 
     With ``metrics`` (from :func:`metrics_from_scores`) also ``attack_eer.png``, the per-attack EER
@@ -109,14 +136,32 @@ def write_plots(scores: pd.DataFrame, *, model: str, threshold: float, out_dir: 
     plots.save_det_png(out_dir / "det.png", curves, title=f"{model}: DET")
     plots.save_confusion_png(out_dir / "confusion.png", y, s, threshold=threshold, title=f"{model}: test confusion")
     plots.save_score_hist_png(out_dir / "scores.png", y, s, threshold=threshold, title=f"{model}: test scores")
-    per_attack = {name: block["per_attack_eer"] for name, block in (metrics or {}).items() if block.get("per_attack_eer")}
+    per_attack = {
+        name: block["per_attack_eer"] for name, block in (metrics or {}).items() if block.get("per_attack_eer")
+    }
     if per_attack:
-        plots.save_attack_eer_png(out_dir / "attack_eer.png", per_attack, title=f"{model}: EER per attack",
-                                  pooled={name: metrics[name]["eer"] for name in per_attack})
+        plots.save_attack_eer_png(
+            out_dir / "attack_eer.png",
+            per_attack,
+            title=f"{model}: EER per attack",
+            pooled={name: metrics[name]["eer"] for name in per_attack},
+        )
 
 
-SUMMARY_KEYS = ("eer", "eer_ci", "accuracy", "balanced_accuracy", "roc_auc", "f1", "cllr", "min_cllr", "min_tdcf",
-                "mean_source_eer", "n_bonafide", "n_spoof")
+SUMMARY_KEYS = (
+    "eer",
+    "eer_ci",
+    "accuracy",
+    "balanced_accuracy",
+    "roc_auc",
+    "f1",
+    "cllr",
+    "min_cllr",
+    "min_tdcf",
+    "mean_source_eer",
+    "n_bonafide",
+    "n_spoof",
+)
 
 
 def summarize(metrics_by_model: dict[str, dict]) -> tuple[dict, pd.DataFrame]:
@@ -143,30 +188,45 @@ def markdown_table(table: pd.DataFrame) -> str:
     EER with its bootstrap interval and accuracy (at the dev threshold) in percent; Cllr, minCllr
     and min t-DCF where the block has them, else "-".
     """
-    lines = ["| model | set | EER % [95% CI] | accuracy % | ROC AUC | Cllr | minCllr | min t-DCF | bona fide | spoof |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | set | EER % [95% CI] | accuracy % | ROC AUC | Cllr | minCllr | min t-DCF | bona fide | spoof |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in table.to_dict("records"):
         ci = r.get("eer_ci")
-        eer = f"{100 * r['eer']:.2f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if isinstance(ci, (list, tuple, np.ndarray)) else "")
-        lines.append(f"| {r['model']} | {r['eval_set']} | {eer} | {100 * r['accuracy']:.2f} | {r['roc_auc']:.3f} "
-                     f"| {_cell(r.get('cllr'), '.3f')} | {_cell(r.get('min_cllr'), '.3f')} "
-                     f"| {_cell(r.get('min_tdcf'), '.4f')} | {r['n_bonafide']} | {r['n_spoof']} |")
+        eer = f"{100 * r['eer']:.2f}" + (
+            f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if isinstance(ci, (list, tuple, np.ndarray)) else ""
+        )
+        lines.append(
+            f"| {r['model']} | {r['eval_set']} | {eer} | {100 * r['accuracy']:.2f} | {r['roc_auc']:.3f} "
+            f"| {_cell(r.get('cllr'), '.3f')} | {_cell(r.get('min_cllr'), '.3f')} "
+            f"| {_cell(r.get('min_tdcf'), '.4f')} | {r['n_bonafide']} | {r['n_spoof']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(metrics_by_model: dict[str, dict], *, summary_path: Path, figure_dir: Path, markdown_path: Path,
-                 scores_by_model: dict[str, pd.DataFrame] | None = None) -> dict:
+def write_report(
+    metrics_by_model: dict[str, dict],
+    *,
+    summary_path: Path,
+    figure_dir: Path,
+    markdown_path: Path,
+    scores_by_model: dict[str, pd.DataFrame] | None = None,
+) -> dict:
     """``summary.json``, the markdown report and its figures in ``figure_dir``: the EER comparison
     chart and, with ``scores_by_model``, one ROC/DET figure per scored set with every model on it."""
     summary, table = summarize(metrics_by_model)
     write_json(summary_path, summary)
     figures = []
     if not table.empty:
-        plots.save_comparison_png(figure_dir / "comparison.png", table, metric="eer",
-                                  title="EER by model and set (lower is better)")
+        plots.save_comparison_png(
+            figure_dir / "comparison.png", table, metric="eer", title="EER by model and set (lower is better)"
+        )
         figures.append(("EER by model and set", "comparison.png"))
-    sets = sorted({str(split) for df in (scores_by_model or {}).values() for split in df["split"].unique()},
-                  key=lambda name: (name != "test", name))
+    sets = sorted(
+        {str(split) for df in (scores_by_model or {}).values() for split in df["split"].unique()},
+        key=lambda name: (name != "test", name),
+    )
     for split in sets:
         curves = {}
         for model, df in sorted((scores_by_model or {}).items()):
@@ -183,6 +243,3 @@ def write_report(metrics_by_model: dict[str, dict], *, summary_path: Path, figur
     with atomic_path(markdown_path) as tmp:
         tmp.write_text("# Model comparison\n\n" + markdown_table(table) + body, encoding="utf-8")
     return summary
-
-
-

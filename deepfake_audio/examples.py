@@ -24,6 +24,7 @@ Augmented copies (rows with ``aug_seed >= 0``) are never drawn: the figures show
 Figures are byte-deterministic for identical inputs and library versions (see
 :mod:`deepfake_audio.plots`, whose rc style and atomic PNG writer are reused here).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,17 @@ from deepfake_audio.features import FeatureExtractor
 from deepfake_audio.params import AudioParams, FeatureParams
 from deepfake_audio.plots import _save, _style
 
-__all__ = ["BONAFIDE_GROUP", "LOG_MEL_KEYS", "OVERVIEW_NAME", "Example", "choose_examples", "group_names",
-           "log_mel", "log_mel_features", "write_examples"]
+__all__ = [
+    "BONAFIDE_GROUP",
+    "LOG_MEL_KEYS",
+    "OVERVIEW_NAME",
+    "Example",
+    "choose_examples",
+    "group_names",
+    "log_mel",
+    "log_mel_features",
+    "write_examples",
+]
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +182,7 @@ def _ranked(manifest: pd.DataFrame, seed: int) -> pd.DataFrame:
         group=[_group_of(lab, att) for lab, att in zip(df["label"], attacks)],
         split_rank=[_split_rank(s) for s in df["split"]],
         # blake2b rather than hash(): the same order in every process, whatever PYTHONHASHSEED.
-        key=[hashlib.blake2b(f"{seed}\0{u}".encode("utf-8"), digest_size=8).hexdigest() for u in df["utt_id"]],
+        key=[hashlib.blake2b(f"{seed}\0{u}".encode(), digest_size=8).hexdigest() for u in df["utt_id"]],
     )
     spoof_groups = sorted(set(df["group"]) - {BONAFIDE_GROUP, UNKNOWN_ATTACK_GROUP})
     order = [g for g in [BONAFIDE_GROUP, *spoof_groups, UNKNOWN_ATTACK_GROUP] if g in set(df["group"])]
@@ -181,8 +191,9 @@ def _ranked(manifest: pd.DataFrame, seed: int) -> pd.DataFrame:
     return df.sort_values(["group_rank", "split_rank", "key", "utt_id", "path"], kind="stable")
 
 
-def choose_examples(manifest: pd.DataFrame, *, extractor: FeatureExtractor, per_group: int = 2,
-                    seed: int = 0) -> tuple[dict[str, list[Example]], dict[str, int]]:
+def choose_examples(
+    manifest: pd.DataFrame, *, extractor: FeatureExtractor, per_group: int = 2, seed: int = 0
+) -> tuple[dict[str, list[Example]], dict[str, int]]:
     """Pick, load and compute up to ``per_group`` examples of every group (see the module doc).
 
     Returns:
@@ -218,15 +229,24 @@ def choose_examples(manifest: pd.DataFrame, *, extractor: FeatureExtractor, per_
 
 
 def _short(text: str, n: int = TITLE_CHARS) -> str:
-    return text if len(text) <= n else "..." + text[-(n - 3):]
+    return text if len(text) <= n else "..." + text[-(n - 3) :]
 
 
 def _hz_label(hz: float) -> str:
     return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
 
 
-def _draw_panel(ax, ex: Example, *, extractor: FeatureExtractor, vmin: float, vmax: float, title: str,
-                xlabel: bool = True, ylabel: bool = True):
+def _draw_panel(
+    ax,
+    ex: Example,
+    *,
+    extractor: FeatureExtractor,
+    vmin: float,
+    vmax: float,
+    title: str,
+    xlabel: bool = True,
+    ylabel: bool = True,
+):
     """Draw one log-mel with a time axis in s and a mel-spaced frequency axis labelled in Hz."""
     import librosa
 
@@ -238,8 +258,16 @@ def _draw_panel(ax, ex: Example, *, extractor: FeatureExtractor, vmin: float, vm
     step = (mel_hi - mel_lo) / (n_mels + 1)
     y0, y1 = mel_lo + 0.5 * step, mel_hi - 0.5 * step
     frame_s = hop / sr  # frame i is centred at i * hop / sr
-    im = ax.imshow(ex.logmel, origin="lower", aspect="auto", cmap=CMAP, vmin=vmin, vmax=vmax,
-                   interpolation="nearest", extent=(-0.5 * frame_s, (n_frames - 0.5) * frame_s, y0, y1))
+    im = ax.imshow(
+        ex.logmel,
+        origin="lower",
+        aspect="auto",
+        cmap=CMAP,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        extent=(-0.5 * frame_s, (n_frames - 0.5) * frame_s, y0, y1),
+    )
     im.set_label(ex.utt_id)  # not drawn; lets a test find which clip a panel shows
     ticks = [hz for hz in FREQ_TICKS_HZ if y0 <= librosa.hz_to_mel(hz) <= y1]
     ax.yaxis.set_major_locator(FixedLocator([float(librosa.hz_to_mel(hz)) for hz in ticks]))
@@ -272,8 +300,9 @@ def _clip_note(ex: Example, audio: AudioParams) -> str:
     return note
 
 
-def _save_group_png(path: Path, group: str, examples: list[Example], *, extractor: FeatureExtractor,
-                    per_group: int) -> None:
+def _save_group_png(
+    path: Path, group: str, examples: list[Example], *, extractor: FeatureExtractor, per_group: int
+) -> None:
     vmin, vmax = _db_range(examples)
     w, h = PANEL_SIZE_IN
     with _style():
@@ -283,8 +312,15 @@ def _save_group_png(path: Path, group: str, examples: list[Example], *, extracto
         for k, ax in enumerate(axes):
             if k < len(examples):
                 ex = examples[k]
-                im = _draw_panel(ax, ex, extractor=extractor, vmin=vmin, vmax=vmax, ylabel=k == 0,
-                                 title=f"{_short(ex.utt_id)}\n{_clip_note(ex, extractor.audio)}")
+                im = _draw_panel(
+                    ax,
+                    ex,
+                    extractor=extractor,
+                    vmin=vmin,
+                    vmax=vmax,
+                    ylabel=k == 0,
+                    title=f"{_short(ex.utt_id)}\n{_clip_note(ex, extractor.audio)}",
+                )
             else:
                 ax.set_axis_off()
                 ax.text(0.5, 0.5, "no further usable clip", ha="center", va="center", transform=ax.transAxes)
@@ -312,21 +348,44 @@ def _save_overview_png(path: Path, firsts: list[Example], *, extractor: FeatureE
         axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
         im = None
         for k, (ax, ex) in enumerate(zip(axes, firsts)):
-            im = _draw_panel(ax, ex, extractor=extractor, vmin=vmin, vmax=vmax,
-                             title=f"{_class_title(ex.group)}\n{_short(ex.utt_id)}",
-                             xlabel=k + n_cols >= len(firsts), ylabel=k % n_cols == 0)
-        for ax in axes[len(firsts):]:
+            im = _draw_panel(
+                ax,
+                ex,
+                extractor=extractor,
+                vmin=vmin,
+                vmax=vmax,
+                title=f"{_class_title(ex.group)}\n{_short(ex.utt_id)}",
+                xlabel=k + n_cols >= len(firsts),
+                ylabel=k % n_cols == 0,
+            )
+        for ax in axes[len(firsts) :]:
             ax.set_axis_off()
-        fig.colorbar(im, ax=list(axes), label="Log-mel power (dB)", fraction=0.05 / n_cols, pad=0.02,
-                     shrink=min(1.0, 0.5 + 0.1 * n_rows), aspect=20 * min(n_rows, 3))
+        fig.colorbar(
+            im,
+            ax=list(axes),
+            label="Log-mel power (dB)",
+            fraction=0.05 / n_cols,
+            pad=0.02,
+            shrink=min(1.0, 0.5 + 0.1 * n_rows),
+            aspect=20 * min(n_rows, 3),
+        )
         shown = "" if len(firsts) == n_groups else f"; {len(firsts)} of {n_groups} groups, each has its own figure"
-        fig.suptitle(f"Bona fide vs spoof attacks - log-mel, {extractor.params.n_mels} bands "
-                     f"(one example each, shared dB scale{shown})")
+        fig.suptitle(
+            f"Bona fide vs spoof attacks - log-mel, {extractor.params.n_mels} bands "
+            f"(one example each, shared dB scale{shown})"
+        )
         _save(fig, path)
 
 
-def write_examples(manifest: pd.DataFrame, *, audio: AudioParams, features: FeatureParams, out_dir: Path,
-                   per_group: int = 2, seed: int = 0) -> list[Path]:
+def write_examples(
+    manifest: pd.DataFrame,
+    *,
+    audio: AudioParams,
+    features: FeatureParams,
+    out_dir: Path,
+    per_group: int = 2,
+    seed: int = 0,
+) -> list[Path]:
     """Write example spectrogram PNGs of bona fide speech and of every spoof attack.
 
     Args:
@@ -370,6 +429,12 @@ def write_examples(manifest: pd.DataFrame, *, audio: AudioParams, features: Feat
     for stale in sorted(out_dir.glob("*.png")):
         if stale.name not in keep and stale.is_file():
             stale.unlink()
-    log.info("examples: %d figures of %d groups in %s (%d clips drawn, unloadable skipped: %s)",
-             len(written), len(firsts), out_dir, sum(len(e) for e in examples.values()), skipped or "none")
+    log.info(
+        "examples: %d figures of %d groups in %s (%d clips drawn, unloadable skipped: %s)",
+        len(written),
+        len(firsts),
+        out_dir,
+        sum(len(e) for e in examples.values()),
+        skipped or "none",
+    )
     return written

@@ -13,6 +13,7 @@ function states its rows and units; ``n_frames = 1 + n_samples // hop_length`` (
 Utterance columns are named ``<row>_<stat>``, interleaved per row (``mfcc00_mean``, ``mfcc00_std``,
 ``mfcc01_mean``, ...); a percentile stat is named ``p<k>`` (``mfcc00_p50``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,11 +73,13 @@ GROUPS: dict[str, FeatureGroup] = {}
 
 def register(name: str, rows: Callable[[FeatureParams], list[str]]) -> Callable:
     """Register ``compute`` as feature group ``name``; a second group of the same name is an error."""
+
     def wrap(compute: Callable[[_Clip], np.ndarray]) -> Callable[[_Clip], np.ndarray]:
         if name in GROUPS:
             raise ValueError(f"feature group {name!r} is already registered")
         GROUPS[name] = FeatureGroup(name, rows, compute)
         return compute
+
     return wrap
 
 
@@ -100,15 +103,21 @@ def check_feature_params(features: FeatureParams, audio: AudioParams, *, prefix:
             if name not in GROUPS:
                 raise ParamError(f"{prefix}.{key}", name, f"known feature groups: {', '.join(GROUPS)}")
     groups, nyquist = extracted_groups(features), audio.sample_rate / 2
-    top = CONTRAST_FMIN * 2 ** features.spectral_contrast.n_bands
+    top = CONTRAST_FMIN * 2**features.spectral_contrast.n_bands
     if "spectral_contrast" in groups and top >= nyquist:
-        raise ParamError(f"{prefix}.spectral_contrast.n_bands", features.spectral_contrast.n_bands,
-                         f"the top band edge ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz at "
-                         f"audio.sample_rate {audio.sample_rate})")
+        raise ParamError(
+            f"{prefix}.spectral_contrast.n_bands",
+            features.spectral_contrast.n_bands,
+            f"the top band edge ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz at "
+            f"audio.sample_rate {audio.sample_rate})",
+        )
     top = features.cqt.fmin * 2 ** (features.cqt.n_bins / features.cqt.bins_per_octave)
     if "cqt" in groups and top >= nyquist:
-        raise ParamError(f"{prefix}.cqt.n_bins", features.cqt.n_bins,
-                         f"the top bin ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz); lower n_bins or fmin")
+        raise ParamError(
+            f"{prefix}.cqt.n_bins",
+            features.cqt.n_bins,
+            f"the top bin ({top:.0f} Hz) must be below Nyquist ({nyquist:.0f} Hz); lower n_bins or fmin",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +153,7 @@ class _Clip:
 
     @functools.cached_property
     def power(self) -> np.ndarray:
-        return self.mag ** 2
+        return self.mag**2
 
     @functools.cached_property
     def log_mel(self) -> np.ndarray:
@@ -175,9 +184,11 @@ def delta_matrix(n_frames: int, deltas: int) -> np.ndarray:
     import librosa
 
     eye = np.eye(n_frames, dtype=np.float32)
-    return np.concatenate([np.zeros((n_frames, 0), np.float32)] +
-                          [librosa.feature.delta(eye, width=DELTA_WIDTH, order=order)
-                           for order in range(1, deltas + 1)], axis=1)
+    return np.concatenate(
+        [np.zeros((n_frames, 0), np.float32)]
+        + [librosa.feature.delta(eye, width=DELTA_WIDTH, order=order) for order in range(1, deltas + 1)],
+        axis=1,
+    )
 
 
 def _with_deltas(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -190,7 +201,7 @@ def _with_deltas(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def _cepstral_rows(prefix: str, n: int, deltas: int) -> list[str]:
-    suffixes = ["", "_delta", "_delta2"][:deltas + 1]
+    suffixes = ["", "_delta", "_delta2"][: deltas + 1]
     return [f"{prefix}{i:02d}{suffix}" for suffix in suffixes for i in range(n)]
 
 
@@ -221,11 +232,11 @@ def lfcc(clip: _Clip) -> np.ndarray:
     spectrum, dB (floored 80 dB below the peak), DCT-II (orthonormal), then deltas as for MFCC.
     Unlike the mel scale, high frequencies keep their resolution, where vocoders leave traces.
     """
-    from scipy import fft
     import librosa
+    from scipy import fft
 
     db = librosa.power_to_db(clip.ex.linear_basis @ clip.power)
-    coeffs = fft.dct(db, type=2, norm="ortho", axis=0)[:clip.params.lfcc.n_lfcc]
+    coeffs = fft.dct(db, type=2, norm="ortho", axis=0)[: clip.params.lfcc.n_lfcc]
     return _with_deltas(coeffs, clip.ex.deltas[clip.params.lfcc.deltas])
 
 
@@ -238,8 +249,14 @@ def cqt(clip: _Clip) -> np.ndarray:
     import librosa
 
     c = clip.params.cqt
-    spectrum = librosa.cqt(clip.y, sr=clip.ex.audio.sample_rate, hop_length=clip.params.hop_length,
-                           fmin=c.fmin, n_bins=c.n_bins, bins_per_octave=c.bins_per_octave)
+    spectrum = librosa.cqt(
+        clip.y,
+        sr=clip.ex.audio.sample_rate,
+        hop_length=clip.params.hop_length,
+        fmin=c.fmin,
+        n_bins=c.n_bins,
+        bins_per_octave=c.bins_per_octave,
+    )
     return librosa.amplitude_to_db(np.abs(spectrum))
 
 
@@ -331,36 +348,43 @@ class FeatureExtractor:
         self.groups = extracted_groups(features)
         self.layout = self._layout()
         self._check(self.groups)
-        self.mel_basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=features.n_mels,
-                                             fmin=features.fmin).astype(np.float32)
-        self.chroma_basis = librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=features.chroma.n_chroma,
-                                                   tuning=0.0).astype(np.float32)
+        self.mel_basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=features.n_mels, fmin=features.fmin).astype(
+            np.float32
+        )
+        self.chroma_basis = librosa.filters.chroma(
+            sr=sr, n_fft=n_fft, n_chroma=features.chroma.n_chroma, tuning=0.0
+        ).astype(np.float32)
         self.linear_basis = linear_filterbank(sample_rate=sr, n_fft=n_fft, n_filters=features.lfcc.n_filters)
         # float64, as librosa's own: a float32 window runs the FFT in single precision, and the
         # spectral contrast of a band with no signal then measures round-off (up to 12 dB per frame).
         self.window = librosa.filters.get_window("hann", n_fft, fftbins=True)
         self.freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float64)
-        self.moments = np.stack([self.freqs, self.freqs ** 2])  # (2, bins): E[f] and E[f**2] weights
+        self.moments = np.stack([self.freqs, self.freqs**2])  # (2, bins): E[f] and E[f**2] weights
         self.contrast_bands = self._contrast_bands() if "spectral_contrast" in self.groups else []
         n_deltas = max((getattr(features, g).deltas for g in ("mfcc", "lfcc") if g in self.groups), default=0)
         full = delta_matrix(self.layout.n_frames, n_deltas)
         n = self.layout.n_frames
-        self.deltas = {k: full[:, :k * n] for k in range(n_deltas + 1)}  # order k -> its matrix
+        self.deltas = {k: full[:, : k * n] for k in range(n_deltas + 1)}  # order k -> its matrix
 
     def _check(self, groups: tuple[str, ...]) -> None:
         p, nyquist = self.params, self.audio.sample_rate / 2
-        top = CONTRAST_FMIN * 2 ** p.spectral_contrast.n_bands
+        top = CONTRAST_FMIN * 2**p.spectral_contrast.n_bands
         if "spectral_contrast" in groups and top >= nyquist:
-            raise ValueError(f"features.spectral_contrast.n_bands={p.spectral_contrast.n_bands} needs "
-                             f"{top:.0f} Hz < Nyquist {nyquist:.0f} Hz")
+            raise ValueError(
+                f"features.spectral_contrast.n_bands={p.spectral_contrast.n_bands} needs "
+                f"{top:.0f} Hz < Nyquist {nyquist:.0f} Hz"
+            )
         top = p.cqt.fmin * 2 ** (p.cqt.n_bins / p.cqt.bins_per_octave)
         if "cqt" in groups and top >= nyquist:
-            raise ValueError(f"features.cqt: the top bin reaches {top:.0f} Hz >= Nyquist {nyquist:.0f} Hz; "
-                             f"lower n_bins or fmin")
+            raise ValueError(
+                f"features.cqt: the top bin reaches {top:.0f} Hz >= Nyquist {nyquist:.0f} Hz; lower n_bins or fmin"
+            )
         for name in ("mfcc", "lfcc"):
             if name in groups and getattr(p, name).deltas and self.layout.n_frames < DELTA_WIDTH:
-                raise ValueError(f"features.{name}.deltas needs clips of at least {DELTA_WIDTH} frames; "
-                                 f"audio.duration_s={self.audio.duration_s} gives {self.layout.n_frames}")
+                raise ValueError(
+                    f"features.{name}.deltas needs clips of at least {DELTA_WIDTH} frames; "
+                    f"audio.duration_s={self.audio.duration_s} gives {self.layout.n_frames}"
+                )
 
     def _layout(self) -> FeatureLayout:
         p = self.params
@@ -369,9 +393,13 @@ class FeatureExtractor:
         summarised = [(g, r) for g in self.groups if g in p.utterance_groups for r in rows[g]]
         utt = [(g, f"{r}_{stat}") for g, r in summarised for stat in p.stats]
         n_frames = 1 + self.audio.n_samples // p.hop_length
-        return FeatureLayout(frame_names=tuple(r for _, r in frame), utterance_names=tuple(n for _, n in utt),
-                             n_frames=n_frames, frame_groups=tuple(g for g, _ in frame),
-                             utterance_groups=tuple(g for g, _ in utt))
+        return FeatureLayout(
+            frame_names=tuple(r for _, r in frame),
+            utterance_names=tuple(n for _, n in utt),
+            n_frames=n_frames,
+            frame_groups=tuple(g for g, _ in frame),
+            utterance_groups=tuple(g for g, _ in utt),
+        )
 
     def extract(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features of one clip.
@@ -389,8 +417,9 @@ class FeatureExtractor:
         clip = _Clip(self, y)
         values = {name: GROUPS[name].compute(clip).astype(np.float32) for name in self.groups}
         n_frames = self.layout.n_frames
-        frames = np.concatenate([values[g] for g in self.groups if g in p.frame_groups] or
-                                [np.zeros((0, n_frames), np.float32)])
+        frames = np.concatenate(
+            [values[g] for g in self.groups if g in p.frame_groups] or [np.zeros((0, n_frames), np.float32)]
+        )
         summarised = [values[g] for g in self.groups if g in p.utterance_groups]
         stats = summarise(np.concatenate(summarised), p.stats) if summarised else np.zeros(0, np.float32)
         if not (np.isfinite(frames).all() and np.isfinite(stats).all()):
@@ -436,7 +465,7 @@ class FeatureExtractor:
         length = m.sum(axis=0)
         length[length < np.finfo(mag.dtype).tiny] = 1.0
         centroid, second = (self.moments @ m) / length  # (2, bins) @ (bins, frames)
-        bandwidth = np.sqrt(np.maximum(second - centroid ** 2, 0.0))
+        bandwidth = np.sqrt(np.maximum(second - centroid**2, 0.0))
         return centroid[None, :], bandwidth[None, :]
 
     def _contrast_bands(self, quantile: float = 0.02) -> list[tuple[np.ndarray, int]]:
@@ -455,7 +484,7 @@ class FeatureExtractor:
             if k > 0:
                 band[idx[0] - 1] = True
             if k == n_bands:
-                band[idx[-1] + 1:] = True
+                band[idx[-1] + 1 :] = True
             n_take = max(int(np.rint(quantile * band.sum())), 1)
             rows = np.flatnonzero(band)
             bands.append((rows if k == n_bands else rows[:-1], n_take))
@@ -577,8 +606,9 @@ def _extract_chunk(extractor: FeatureExtractor, rows: list[tuple[str, str, int]]
     return ids, frames, utts, rejects
 
 
-def _dask_results(extractor: FeatureExtractor, chunks: list[list[tuple[str, str, int]]], *,
-                  address: str | None, n_jobs: int) -> Iterator[tuple[list, list, list, list]]:
+def _dask_results(
+    extractor: FeatureExtractor, chunks: list[list[tuple[str, str, int]]], *, address: str | None, n_jobs: int
+) -> Iterator[tuple[list, list, list, list]]:
     """The chunks' results in order, computed by ``_extract_chunk`` on a dask.distributed cluster.
 
     ``address`` is a running scheduler (``tcp://host:8786``); without one a LocalCluster of
@@ -596,8 +626,7 @@ def _dask_results(extractor: FeatureExtractor, chunks: list[list[tuple[str, str,
         client = Client(address)
     else:
         n_workers = n_jobs if n_jobs > 0 else None  # -1: dask's default, one per core
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
         n_workers = max(len(client.scheduler_info()["workers"]), 1)
@@ -635,12 +664,19 @@ def frame_schema(layout: FeatureLayout) -> pa.Schema:
     """``utt_id`` and one fixed-size float32 list column per frame group (``rows * n_frames``
     values, features-major), so a model that reads one group (a 2-D CNN: ``log_mel``) reads one
     column. The metadata names every row and its group."""
-    fields = [("utt_id", pa.string())] + [(g, pa.list_(pa.float32(), rows * layout.n_frames))
-                                          for g, rows in frame_columns(layout.frame_groups)]
-    return pa.schema(fields, metadata={"n_features": str(len(layout.frame_names)), "n_frames": str(layout.n_frames),
-                                       "feature_names": ",".join(layout.frame_names),
-                                       "feature_groups": ",".join(layout.frame_groups),
-                                       "layout": "one column per group, features-major"})
+    fields = [("utt_id", pa.string())] + [
+        (g, pa.list_(pa.float32(), rows * layout.n_frames)) for g, rows in frame_columns(layout.frame_groups)
+    ]
+    return pa.schema(
+        fields,
+        metadata={
+            "n_features": str(len(layout.frame_names)),
+            "n_frames": str(layout.n_frames),
+            "feature_names": ",".join(layout.frame_names),
+            "feature_groups": ",".join(layout.frame_groups),
+            "layout": "one column per group, features-major",
+        },
+    )
 
 
 def frames_table(schema: pa.Schema, ids: list[str], x: np.ndarray) -> pa.Table:
@@ -648,7 +684,7 @@ def frames_table(schema: pa.Schema, ids: list[str], x: np.ndarray) -> pa.Table:
     columns = frame_columns(schema.metadata[b"feature_groups"].decode().split(","))
     arrays, start = [pa.array(ids, pa.string())], 0
     for _, rows in columns:
-        block = np.ascontiguousarray(x[:, start:start + rows], dtype=np.float32).reshape(len(ids), -1)
+        block = np.ascontiguousarray(x[:, start : start + rows], dtype=np.float32).reshape(len(ids), -1)
         arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), block.shape[1]))
         start += rows
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -676,11 +712,18 @@ def utterance_schema(layout: FeatureLayout) -> pa.Schema:
 
 def _chunks(rows: list[tuple[str, str, int]], size: int) -> Iterator[list[tuple[str, str, int]]]:
     for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+        yield rows[i : i + size]
 
 
-def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: FeatureParams,
-                     frames_path: Path, utterances_path: Path, rejects_path: Path) -> dict:
+def extract_features(
+    manifest: pd.DataFrame,
+    *,
+    audio: AudioParams,
+    features: FeatureParams,
+    frames_path: Path,
+    utterances_path: Path,
+    rejects_path: Path,
+) -> dict:
     """Extract every clip of ``manifest`` in parallel, streaming row groups to Parquet.
 
     Rows with an ``aug_seed >= 0`` (see :func:`deepfake_audio.augment.plan_augmentations`) are
@@ -707,13 +750,16 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
     chunks = list(_chunks(rows, features.chunk_size))
     with atomic_path(frames_path) as f_tmp, atomic_path(utterances_path) as u_tmp:
         f_schema, u_schema = frame_schema(layout), utterance_schema(layout)
-        with pq.ParquetWriter(f_tmp, f_schema, compression="zstd") as fw, \
-                pq.ParquetWriter(u_tmp, u_schema, compression="zstd") as uw:
+        with (
+            pq.ParquetWriter(f_tmp, f_schema, compression="zstd") as fw,
+            pq.ParquetWriter(u_tmp, u_schema, compression="zstd") as uw,
+        ):
             if features.backend == "dask":
                 results = _dask_results(extractor, chunks, address=features.dask_address, n_jobs=features.n_jobs)
             else:
                 results = Parallel(n_jobs=features.n_jobs, return_as="generator")(
-                    delayed(_extract_chunk)(extractor, chunk) for chunk in chunks)
+                    delayed(_extract_chunk)(extractor, chunk) for chunk in chunks
+                )
             pending_ids: list[str] = []
             pending: list[np.ndarray] = []
 
@@ -723,8 +769,9 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
                 # (about 7 KiB per clip at 64 rows per group). Large groups keep it flat.
                 if pending_ids:
                     u = np.concatenate(pending)
-                    cols = [pa.array(pending_ids, pa.string())] + [pa.array(u[:, j], pa.float32())
-                                                                   for j in range(u.shape[1])]
+                    cols = [pa.array(pending_ids, pa.string())] + [
+                        pa.array(u[:, j], pa.float32()) for j in range(u.shape[1])
+                    ]
                     uw.write_table(pa.Table.from_arrays(cols, schema=u_schema))
                     pending_ids.clear()
                     pending.clear()
@@ -747,14 +794,17 @@ def extract_features(manifest: pd.DataFrame, *, audio: AudioParams, features: Fe
         fraction = len(rejects) / max(len(rows), 1)
         if fraction > features.max_reject_fraction:
             top = ", ".join(f"{k}: {v}" for k, v in list(by_reason.items())[:5])
-            raise RuntimeError(f"{len(rejects)} of {len(rows)} clips rejected ({fraction:.1%} > "
-                               f"features.max_reject_fraction={features.max_reject_fraction}); top reasons: "
-                               f"{top}; see {rejects_path}")
+            raise RuntimeError(
+                f"{len(rejects)} of {len(rows)} clips rejected ({fraction:.1%} > "
+                f"features.max_reject_fraction={features.max_reject_fraction}); top reasons: "
+                f"{top}; see {rejects_path}"
+            )
     return {"n_in": len(rows), "n_out": n_out, "n_rejected": len(rejects), "rejects_by_reason": by_reason}
 
 
-def read_frames(path: Path, utt_ids: list[str] | None = None, *,
-                groups: tuple[str, ...] | None = None) -> tuple[list[str], np.ndarray]:
+def read_frames(
+    path: Path, utt_ids: list[str] | None = None, *, groups: tuple[str, ...] | None = None
+) -> tuple[list[str], np.ndarray]:
     """Load frame features as ``(ids, x)`` with ``x`` float32 of shape ``(n, n_features, n_frames)``.
 
     Args:
@@ -768,8 +818,10 @@ def read_frames(path: Path, utt_ids: list[str] | None = None, *,
     if groups is not None:
         missing = sorted(set(groups) - set(present))
         if missing:
-            raise ValueError(f"{path}: no frame rows of group(s) {', '.join(missing)}; it has "
-                             f"{', '.join(present) or 'none'} (add them to features.frame_groups)")
+            raise ValueError(
+                f"{path}: no frame rows of group(s) {', '.join(missing)}; it has "
+                f"{', '.join(present) or 'none'} (add them to features.frame_groups)"
+            )
     columns = [g for g in present if groups is None or g in groups]
     table = pq.read_table(path, columns=["utt_id", *columns])
     table = table.replace_schema_metadata(schema.metadata)

@@ -8,6 +8,7 @@ into place: a failed or corrupt transfer never leaves a file under the final nam
 ``..``, symbolic and hard links) before writing anything, and records what it extracted so the
 same archive is never extracted twice.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,15 @@ def _parse_checksum(checksum: str | None) -> str | None:
     return checksum
 
 
-def download(url: str, dest: Path | str, *, checksum: str | None = None, size: int | None = None,
-             timeout_s: float = 60.0, max_attempts: int = 5) -> Path:
+def download(
+    url: str,
+    dest: Path | str,
+    *,
+    checksum: str | None = None,
+    size: int | None = None,
+    timeout_s: float = 60.0,
+    max_attempts: int = 5,
+) -> Path:
     """Download ``url`` to ``dest``, resuming and verifying.
 
     Args:
@@ -101,11 +109,19 @@ def download(url: str, dest: Path | str, *, checksum: str | None = None, size: i
                 break
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             last_error = exc
-            log.warning("%s: attempt %d/%d stopped at %d bytes: %s", dest.name, attempt, max_attempts,
-                        part.stat().st_size if part.exists() else 0, exc)
+            log.warning(
+                "%s: attempt %d/%d stopped at %d bytes: %s",
+                dest.name,
+                attempt,
+                max_attempts,
+                part.stat().st_size if part.exists() else 0,
+                exc,
+            )
     else:
-        raise FetchError(f"{url}: incomplete after {max_attempts} attempts ({last_error}); "
-                         f"{part} is kept and the next run resumes it")
+        raise FetchError(
+            f"{url}: incomplete after {max_attempts} attempts ({last_error}); "
+            f"{part} is kept and the next run resumes it"
+        )
     try:
         _verify(part, size=size, checksum=checksum, name=dest.name)
     except ChecksumError as exc:
@@ -146,6 +162,7 @@ def _transfer(url: str, part: Path, *, timeout_s: float) -> bool:
 
 
 # --------------------------------------------------------------------------- extraction
+
 
 def _check_member(name: str, *, is_link: bool, target: Path) -> None:
     pure = PurePosixPath(name.replace("\\", "/"))

@@ -3,6 +3,7 @@
 Each model kind declares its input (:data:`deepfake_audio.models.INPUTS`); :data:`READERS` maps
 an input name to the function that reads it, so no caller branches on the model family.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,9 @@ class SplitData:
 
     def take(self, rows: np.ndarray) -> SplitData:
         """The rows ``rows`` (int indices, repeats allowed) of this split."""
-        return SplitData([self.ids[i] for i in rows], self.x[rows], self.y[rows], self.attacks[rows], self.sources[rows])
+        return SplitData(
+            [self.ids[i] for i in rows], self.x[rows], self.y[rows], self.attacks[rows], self.sources[rows]
+        )
 
 
 def _read_frames(scaled: Path, groups: tuple[str, ...] | None) -> tuple[list[str], np.ndarray]:
@@ -55,8 +58,9 @@ TABLES = {"frames": "frames.parquet", "utterances": "utterances.parquet"}
 """Input name -> its file in the scaled folder (a training-key input)."""
 
 
-def load_inputs(manifest: pd.DataFrame, *, input: str, scaled: Path, splits: list[str],
-                groups: tuple[str, ...] | None = None) -> dict[str, SplitData]:
+def load_inputs(
+    manifest: pd.DataFrame, *, input: str, scaled: Path, splits: list[str], groups: tuple[str, ...] | None = None
+) -> dict[str, SplitData]:
     """Read the standardised features of the given splits, aligned with the manifest rows.
 
     Clips rejected by the features stage are absent from the feature tables and so skipped here.
@@ -76,7 +80,11 @@ def load_inputs(manifest: pd.DataFrame, *, input: str, scaled: Path, splits: lis
     for split in splits:
         rows = manifest[(manifest["split"] == split) & manifest["utt_id"].isin(index)]
         take = np.array([index[u] for u in rows["utt_id"]], dtype=np.int64)
-        out[split] = SplitData(rows["utt_id"].tolist(), x[take] if len(take) else x[:0],
-                               rows["label"].map(LABEL_IDS).to_numpy(dtype=np.int64),
-                               rows["attack"].to_numpy(dtype=str), rows["source"].to_numpy(dtype=str))
+        out[split] = SplitData(
+            rows["utt_id"].tolist(),
+            x[take] if len(take) else x[:0],
+            rows["label"].map(LABEL_IDS).to_numpy(dtype=np.int64),
+            rows["attack"].to_numpy(dtype=str),
+            rows["source"].to_numpy(dtype=str),
+        )
     return out

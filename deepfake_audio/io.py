@@ -3,6 +3,7 @@
 A stage killed mid-write therefore never leaves a truncated file under the final name for DVC to
 cache.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,7 @@ def read_json(path: Path | str) -> Any:
 
 def write_table(path: Path | str, table: pa.Table, *, row_group_size: int = 4096) -> None:
     """Write a pyarrow table to Parquet atomically, without pandas metadata (stable bytes)."""
-    table = table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items()
-                                           if k != b"pandas"})
+    table = table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
 

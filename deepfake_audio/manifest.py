@@ -1,4 +1,5 @@
 """The manifest: one row per clip, the contract between the data stages (see DESIGN.md)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -22,8 +23,7 @@ def validate_manifest(df: pd.DataFrame, *, where: str = "manifest") -> pd.DataFr
         raise ValueError(f"{where}: missing columns {missing}; required: {list(COLUMNS)}")
     bad = df.loc[~df["label"].isin(LABEL_VALUES), "label"]
     if len(bad):
-        raise ValueError(f"{where}: label must be one of {LABEL_VALUES}, got {bad.iloc[0]!r} "
-                         f"(row {bad.index[0]})")
+        raise ValueError(f"{where}: label must be one of {LABEL_VALUES}, got {bad.iloc[0]!r} (row {bad.index[0]})")
     dup = df["utt_id"][df["utt_id"].duplicated()]
     if len(dup):
         raise ValueError(f"{where}: utt_id must be unique, {dup.iloc[0]!r} appears more than once")
@@ -40,7 +40,17 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = ""
     rest = [c for c in df.columns if c not in COLUMNS and c not in EXTRA_COLUMNS]
     df = df[list(COLUMNS) + list(EXTRA_COLUMNS) + rest]
-    df = df.astype({"utt_id": str, "path": str, "label": str, "speaker": str, "attack": str,
-                    "source": str, "duration_s": "float64", "sample_rate": "int64",
-                    **{col: str for col in EXTRA_COLUMNS}})
+    df = df.astype(
+        {
+            "utt_id": str,
+            "path": str,
+            "label": str,
+            "speaker": str,
+            "attack": str,
+            "source": str,
+            "duration_s": "float64",
+            "sample_rate": "int64",
+            **{col: str for col in EXTRA_COLUMNS},
+        }
+    )
     return df.sort_values("utt_id", kind="stable").reset_index(drop=True)

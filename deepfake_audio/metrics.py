@@ -13,6 +13,7 @@ The classification metrics in :func:`metric_block` treat **spoof** as the positi
 spoof is what a detector is meant to find; ROC AUC treats bona fide as positive so that it agrees
 with the score direction (higher = better).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,8 +24,18 @@ from sklearn.metrics import roc_auc_score
 
 ArrayLike = Sequence[Any] | np.ndarray
 
-__all__ = ["ASVSPOOF2019_TDCF_COSTS", "BONAFIDE_ATTACK", "bootstrap_eer_ci", "cllr", "compute_eer", "det_curve",
-           "metric_block", "min_cllr", "min_tdcf", "validate_scores"]
+__all__ = [
+    "ASVSPOOF2019_TDCF_COSTS",
+    "BONAFIDE_ATTACK",
+    "bootstrap_eer_ci",
+    "cllr",
+    "compute_eer",
+    "det_curve",
+    "metric_block",
+    "min_cllr",
+    "min_tdcf",
+    "validate_scores",
+]
 
 BONAFIDE_ATTACK = "-"
 """Attack id carried by bona fide rows; such rows never form an attack group."""
@@ -64,10 +75,7 @@ def validate_scores(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, n
     n_bona = int(np.sum(y == 1))
     n_spoof = int(y.shape[0] - n_bona)
     if n_bona == 0 or n_spoof == 0:
-        raise ValueError(
-            f"need at least one bona fide and one spoof row; got {n_bona} bona fide, "
-            f"{n_spoof} spoof"
-        )
+        raise ValueError(f"need at least one bona fide and one spoof row; got {n_bona} bona fide, {n_spoof} spoof")
     return y, s
 
 
@@ -127,8 +135,9 @@ def _eer_at(frr: np.ndarray, far: np.ndarray, thresholds: np.ndarray) -> tuple[f
     return float((frr[i] + far[i]) / 2.0), float(thresholds[i])
 
 
-def bootstrap_eer_ci(labels: ArrayLike, scores: ArrayLike, *, n_boot: int = 1000, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float]:
+def bootstrap_eer_ci(
+    labels: ArrayLike, scores: ArrayLike, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the EER.
 
     Bona fide and spoof rows are resampled separately (a stratified bootstrap), so every
@@ -198,13 +207,27 @@ def min_cllr(labels: ArrayLike, scores: ArrayLike) -> float:
     return _cllr_bits(y, llr)
 
 
-ASVSPOOF2019_TDCF_COSTS = {"p_spoof": 0.05, "p_target": 0.95 * 0.99, "p_nontarget": 0.95 * 0.01,
-                           "c_miss_asv": 1.0, "c_fa_asv": 10.0, "c_miss_cm": 1.0, "c_fa_cm": 10.0}
+ASVSPOOF2019_TDCF_COSTS = {
+    "p_spoof": 0.05,
+    "p_target": 0.95 * 0.99,
+    "p_nontarget": 0.95 * 0.01,
+    "c_miss_asv": 1.0,
+    "c_fa_asv": 10.0,
+    "c_miss_cm": 1.0,
+    "c_fa_cm": 10.0,
+}
 """Priors and costs of the ASVspoof 2019 evaluation plan (Table 4)."""
 
 
-def min_tdcf(labels: ArrayLike, scores: ArrayLike, *, asv_target: ArrayLike, asv_nontarget: ArrayLike,
-             asv_spoof: ArrayLike, costs: dict[str, float] | None = None) -> float:
+def min_tdcf(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    asv_target: ArrayLike,
+    asv_nontarget: ArrayLike,
+    asv_spoof: ArrayLike,
+    costs: dict[str, float] | None = None,
+) -> float:
     """Normalised minimum tandem detection cost function (ASVspoof 2019 evaluation plan).
 
     The ASV system runs at its own EER threshold (target against non-target trials). With its
@@ -366,13 +389,20 @@ def metric_block(
         block["eer_ci_level"] = ci_level
     block.update(decision_metrics(y, s, eer_thr if threshold is None else threshold))
     block["at_eer_threshold"] = decision_metrics(y, s, eer_thr)
-    block.update({"roc_auc": float(roc_auc_score(y, s)), "min_cllr": min_cllr(y, s),
-                  "n_bonafide": int(np.sum(y == 1)), "n_spoof": int(np.sum(y == 0))})
+    block.update(
+        {
+            "roc_auc": float(roc_auc_score(y, s)),
+            "min_cllr": min_cllr(y, s),
+            "n_bonafide": int(np.sum(y == 1)),
+            "n_spoof": int(np.sum(y == 0)),
+        }
+    )
     if llr is not None:
         block["cllr"] = cllr(y, llr)
     if asv is not None:
-        block["min_tdcf"] = min_tdcf(y, s, asv_target=asv["target"], asv_nontarget=asv["nontarget"],
-                                     asv_spoof=asv["spoof"])
+        block["min_tdcf"] = min_tdcf(
+            y, s, asv_target=asv["target"], asv_nontarget=asv["nontarget"], asv_spoof=asv["spoof"]
+        )
     if attacks is not None:
         block["per_attack_eer"] = _per_attack_eer(y, s, attacks)
     if sources is not None:

@@ -10,6 +10,7 @@ need a registry (feature group names, model kinds) belong to the registry's owne
 stage loads its params: :func:`deepfake_audio.features.check_feature_params` and
 :func:`deepfake_audio.models.check_model_params`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, prefix: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ParamError(_join(prefix, unknown[0]), data[unknown[0]],
-                         f"unknown key; known keys: {', '.join(sorted(fields))}")
+        raise ParamError(
+            _join(prefix, unknown[0]), data[unknown[0]], f"unknown key; known keys: {', '.join(sorted(fields))}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -199,16 +201,25 @@ class SplitParams:
                 raise ParamError(f"{prefix}.{name}", value, "a fraction in (0, 1)")
         total = self.train + self.dev + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ParamError(prefix, {"train": self.train, "dev": self.dev, "test": self.test},
-                             f"train + dev + test must be 1 (got {total:g})")
+            raise ParamError(
+                prefix,
+                {"train": self.train, "dev": self.dev, "test": self.test},
+                f"train + dev + test must be 1 (got {total:g})",
+            )
         if not 0 <= self.unseen_attack_fraction < 1:
             raise ParamError(f"{prefix}.unseen_attack_fraction", self.unseen_attack_fraction, "a fraction in [0, 1)")
         if self.strategy == "unseen_attacks" and not self.unseen_attacks and self.unseen_attack_fraction == 0:
-            raise ParamError(f"{prefix}.unseen_attacks", [], "name attacks, or set unseen_attack_fraction > 0, "
-                             "for strategy unseen_attacks")
+            raise ParamError(
+                f"{prefix}.unseen_attacks",
+                [],
+                "name attacks, or set unseen_attack_fraction > 0, for strategy unseen_attacks",
+            )
         if self.strategy != "unseen_attacks" and (self.unseen_attacks or self.unseen_attack_fraction):
-            raise ParamError(f"{prefix}.strategy", self.strategy, "unseen_attacks or unseen_attack_fraction "
-                             "only apply to strategy unseen_attacks")
+            raise ParamError(
+                f"{prefix}.strategy",
+                self.strategy,
+                "unseen_attacks or unseen_attack_fraction only apply to strategy unseen_attacks",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,6 +342,7 @@ class AugmentConfig:
             prefix: dotted name of this section in error messages.
             sample_rate: also check that resample rates and pass bands fit audio at this rate.
         """
+
         def key(name: str) -> str:
             return _join(prefix, name)
 
@@ -369,8 +381,9 @@ class AugmentConfig:
                 raise ParamError(name, list(band), f"high_hz below Nyquist ({sample_rate / 2:g} Hz)")
 
 
-def _check_range(key: str, value: tuple[float, float], *, low: float = -math.inf, high: float = math.inf,
-                 low_open: bool = False) -> None:
+def _check_range(
+    key: str, value: tuple[float, float], *, low: float = -math.inf, high: float = math.inf, low_open: bool = False
+) -> None:
     bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
     allowed = f"a pair [lo, hi] with lo <= hi, both finite and within {bound}"
     if len(value) != 2 or not all(math.isfinite(v) for v in value):
@@ -388,10 +401,19 @@ def _check_choices(key: str, value: tuple[str, ...], known: tuple[str, ...], *, 
             raise ParamError(f"{key}[{i}]", item, f"known: {', '.join(known)}")
 
 
-
 # The shipped params.yaml equals these defaults (tests/test_params.py checks it).
-SEQUENCE_GROUPS = ("mfcc", "chroma", "tonnetz", "rms", "zcr", "spectral_centroid", "spectral_bandwidth",
-                   "spectral_contrast", "spectral_rolloff", "spectral_flatness")
+SEQUENCE_GROUPS = (
+    "mfcc",
+    "chroma",
+    "tonnetz",
+    "rms",
+    "zcr",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_contrast",
+    "spectral_rolloff",
+    "spectral_flatness",
+)
 DEFAULT_FRAME_GROUPS = ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:]
 DEFAULT_UTTERANCE_GROUPS = DEFAULT_FRAME_GROUPS
 
@@ -439,8 +461,9 @@ class FeatureParams:
             if len(set(groups)) != len(groups):
                 raise ParamError(f"{prefix}.{key}", list(groups), "each group at most once")
         if not self.frame_groups and not self.utterance_groups:
-            raise ParamError(f"{prefix}.frame_groups", [], "at least one feature group in frame_groups or "
-                             "utterance_groups")
+            raise ParamError(
+                f"{prefix}.frame_groups", [], "at least one feature group in frame_groups or utterance_groups"
+            )
         if self.utterance_groups and not self.stats:
             raise ParamError(f"{prefix}.stats", [], "at least one statistic for utterance_groups")
         for stat in self.stats:
@@ -481,8 +504,15 @@ class ModelParams:
 
     def validate(self, prefix: str) -> None:
         # Whether the groups exist and are extracted is checked by models.check_model_params.
-        for name in ("conv_channels", "n_conv_blocks", "kernel_size", "lstm_units", "lstm_layers", "attention_dim",
-                     "dense_units"):
+        for name in (
+            "conv_channels",
+            "n_conv_blocks",
+            "kernel_size",
+            "lstm_units",
+            "lstm_layers",
+            "attention_dim",
+            "dense_units",
+        ):
             _positive(prefix, name, getattr(self, name))
         if not 0 <= self.dropout < 1:
             raise ParamError(f"{prefix}.dropout", self.dropout, "a fraction in [0, 1)")
@@ -514,9 +544,16 @@ class SpecAugmentParams:
 class TrainParams:
     """``train``: which models, and the neural training loop."""
 
-    models: dict = dataclasses.field(default_factory=lambda: {
-        "cnn_lstm": "model", "cnn_bilstm_attention": "model", "cnn": "model", "lstm": "model", "cnn2d": "model",
-        "xgboost": "xgboost"})
+    models: dict = dataclasses.field(
+        default_factory=lambda: {
+            "cnn_lstm": "model",
+            "cnn_bilstm_attention": "model",
+            "cnn": "model",
+            "lstm": "model",
+            "cnn2d": "model",
+            "xgboost": "xgboost",
+        }
+    )
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -665,8 +702,12 @@ def params_from_dict(raw: Any, *, source: str = "params") -> Params:
     named = {section for section in train.models.values()}
     for key, value in extra.items():
         if key not in named:
-            raise ParamError(key, value, f"unknown section; known: {', '.join(CORE_SECTIONS)}, and the sections "
-                             f"train.models names ({', '.join(sorted(named - set(CORE_SECTIONS))) or 'none'})")
+            raise ParamError(
+                key,
+                value,
+                f"unknown section; known: {', '.join(CORE_SECTIONS)}, and the sections "
+                f"train.models names ({', '.join(sorted(named - set(CORE_SECTIONS))) or 'none'})",
+            )
         if value is not None and not isinstance(value, dict):
             raise ParamError(key, value, "expected a mapping")
     return from_dict(Params, {**core, "sections": {k: v or {} for k, v in extra.items()}}, prefix="")

@@ -13,6 +13,7 @@ interactive backend is touched) and are rendered by Agg when saved as PNG. Outpu
 byte-deterministic for identical inputs and library versions: the rc style is pinned to
 matplotlib's defaults and no software/date metadata is written. Files are written atomically.
 """
+
 from __future__ import annotations
 
 import os
@@ -120,9 +121,7 @@ def roc_table(labels: ArrayLike, scores: ArrayLike, *, max_points: int = 400) ->
     y, s = validate_scores(labels, scores)
     fpr, tpr, thr = roc_curve(y, s, pos_label=1, drop_intermediate=True)
     keep = _downsample(fpr, tpr, max_points)
-    return pd.DataFrame(
-        {"fpr": fpr[keep], "tpr": tpr[keep], "threshold": _finite_thresholds(thr, s)[keep]}
-    )
+    return pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep], "threshold": _finite_thresholds(thr, s)[keep]})
 
 
 def _probit(p: np.ndarray, eps: float) -> np.ndarray:
@@ -240,8 +239,7 @@ def _draw_roc(ax: Axes, checked: list[tuple[str, np.ndarray, np.ndarray]]) -> No
         fpr, tpr, _ = roc_curve(y, s, pos_label=1)
         auc = roc_auc_score(y, s)
         eer, _ = compute_eer(y, s)
-        ax.plot(fpr, tpr, color=f"C{k % 10}", linewidth=1.5,
-                label=f"{name} (AUC {auc:.3f}, EER {eer:.2%})")
+        ax.plot(fpr, tpr, color=f"C{k % 10}", linewidth=1.5, label=f"{name} (AUC {auc:.3f}, EER {eer:.2%})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_aspect("equal")
@@ -264,13 +262,20 @@ def _draw_det(ax: Axes, checked: list[tuple[str, np.ndarray, np.ndarray]]) -> li
         frr, far, _ = det_curve(y, s)
         eer, _ = compute_eer(y, s)
         colour = f"C{k % 10}"  # explicit, so a model has the same colour in every panel
-        (line,) = ax.plot(_probit(far, eps), _probit(frr, eps), color=colour, linewidth=1.5,
-                          label=f"{name} (EER {eer:.2%})")
+        (line,) = ax.plot(
+            _probit(far, eps), _probit(frr, eps), color=colour, linewidth=1.5, label=f"{name} (EER {eer:.2%})"
+        )
         lines.append(line)
         ax.plot(
-            _probit(np.array([eer]), eps), _probit(np.array([eer]), eps), marker="o",
-            markersize=6, markerfacecolor="white", markeredgewidth=1.5,
-            color=colour, linestyle="none", clip_on=True,
+            _probit(np.array([eer]), eps),
+            _probit(np.array([eer]), eps),
+            marker="o",
+            markersize=6,
+            markerfacecolor="white",
+            markeredgewidth=1.5,
+            color=colour,
+            linestyle="none",
+            clip_on=True,
         )
     ticks = norm.ppf(np.asarray(DET_TICKS_PERCENT) / 100.0)
     labels = [f"{t:g}" for t in DET_TICKS_PERCENT]
@@ -390,17 +395,25 @@ def save_confusion_png(
     thr = _check_threshold(threshold)
     counts = _confusion_counts(y, s, thr)
     pct = 100.0 * counts / counts.sum(axis=1, keepdims=True)  # each class has >= 1 row
-    annot = np.array(
-        [[f"{counts[i, j]:,}\n{pct[i, j]:.1f}%" for j in range(2)] for i in range(2)]
-    )
+    annot = np.array([[f"{counts[i, j]:,}\n{pct[i, j]:.1f}%" for j in range(2)] for i in range(2)])
     with _style():
         fig = Figure(figsize=(4.8, 4.0))
         ax = fig.add_subplot()
         sns.heatmap(
-            pct, annot=annot, fmt="", cmap="Blues", vmin=0.0, vmax=100.0, square=True,
-            linewidths=1.0, linecolor="white", xticklabels=CLASS_NAMES,
-            yticklabels=CLASS_NAMES, cbar_kws={"label": "% of actual class"},
-            annot_kws={"fontsize": 11}, ax=ax,
+            pct,
+            annot=annot,
+            fmt="",
+            cmap="Blues",
+            vmin=0.0,
+            vmax=100.0,
+            square=True,
+            linewidths=1.0,
+            linecolor="white",
+            xticklabels=CLASS_NAMES,
+            yticklabels=CLASS_NAMES,
+            cbar_kws={"label": "% of actual class"},
+            annot_kws={"fontsize": 11},
+            ax=ax,
         )
         ax.set_xlabel(f"Predicted (spoof if score < {thr:.4g})")
         ax.set_ylabel("Actual")
@@ -441,11 +454,16 @@ def save_score_hist_png(
         for label, name, color in ((1, "bona fide", "C0"), (0, "spoof", "C3")):
             part = s[y == label]
             ax.hist(
-                part, bins=edges, density=True, alpha=0.5, color=color,
-                edgecolor=color, linewidth=0.5, label=f"{name} (n={part.size:,})",
+                part,
+                bins=edges,
+                density=True,
+                alpha=0.5,
+                color=color,
+                edgecolor=color,
+                linewidth=0.5,
+                label=f"{name} (n={part.size:,})",
             )
-        ax.axvline(thr, color="black", linestyle="--", linewidth=1.2,
-                   label=f"threshold {thr:.4g}")
+        ax.axvline(thr, color="black", linestyle="--", linewidth=1.2, label=f"threshold {thr:.4g}")
         ax.set_xlabel("Score (higher = more bona fide)")
         ax.set_ylabel("Density")
         ax.set_title(title)
@@ -504,13 +522,11 @@ def save_comparison_png(
         ax = fig.add_subplot()
         for k, model in enumerate(models):
             heights = grid[model].to_numpy()
-            bars = ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(heights, nan=0.0),
-                          width=width * 0.95, label=model)
+            bars = ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(heights, nan=0.0), width=width * 0.95, label=model)
             texts = ["" if np.isnan(v) else f"{v:.1%}" for v in heights]
             ax.bar_label(bars, labels=texts, padding=2, fontsize=7)
         ax.set_xticks(x)
-        ax.set_xticklabels(sets, rotation=20 if len(sets) > 4 else 0,
-                           ha="right" if len(sets) > 4 else "center")
+        ax.set_xticklabels(sets, rotation=20 if len(sets) > 4 else 0, ha="right" if len(sets) > 4 else "center")
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         # Headroom for the value labels; a metric that is 0 everywhere still gets an axis.
         ax.set_ylim(bottom * 1.18, top * 1.18 if top > 0 else 1.0)
@@ -525,9 +541,7 @@ def save_comparison_png(
 def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that orders digit runs by value: ``A2 < A10``, case-insensitive otherwise."""
     return tuple(
-        (0, int(part)) if part.isdigit() else (1, part)
-        for part in re.split(r"(\d+)", text.casefold())
-        if part
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text.casefold()) if part
     )
 
 
@@ -572,9 +586,7 @@ def save_attack_eer_png(
     for set_name, attacks in per_attack.items():
         if not attacks:
             raise ValueError(f"per_attack[{set_name!r}] has no attacks")
-        rates[str(set_name)] = {
-            str(a): _check_rate(f"per_attack[{set_name!r}][{a!r}]", v) for a, v in attacks.items()
-        }
+        rates[str(set_name)] = {str(a): _check_rate(f"per_attack[{set_name!r}][{a!r}]", v) for a, v in attacks.items()}
     pooled_rates: dict[str, float] = {}
     for set_name, value in (pooled or {}).items():
         if str(set_name) not in rates:
@@ -599,13 +611,25 @@ def save_attack_eer_png(
                 y = row + bar_h * (k - (len(present) - 1) / 2)
                 bars = ax.barh(y, value, height=bar_h * 0.9, color=colours[name])
                 # The white box keeps a pooled line crossing the label from striking it through.
-                ax.bar_label(bars, labels=[f"{value:.2f}"], padding=2, fontsize=7,
-                             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
+                ax.bar_label(
+                    bars,
+                    labels=[f"{value:.2f}"],
+                    padding=2,
+                    fontsize=7,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
+                )
         for name, value in pooled_rates.items():
             # Only across the rows of the set's own attacks, so it cannot be read as another's.
             own = [row for row, present in enumerate(rows.values()) if name in present]
-            ax.vlines(100.0 * value, min(own) - 0.5, max(own) + 0.5, color=colours[name],
-                      linestyle="--", linewidth=1.2, zorder=1.5)
+            ax.vlines(
+                100.0 * value,
+                min(own) - 0.5,
+                max(own) + 0.5,
+                color=colours[name],
+                linestyle="--",
+                linewidth=1.2,
+                zorder=1.5,
+            )
         ax.set_yticks(np.arange(len(attacks)), attacks)
         ax.set_ylim(len(attacks) - 0.5, -0.5)  # first attack on top
         # Headroom for the value labels; an all-zero chart still gets an axis.

@@ -17,6 +17,7 @@ clips, so a window longer than that is scored on its first ``duration_s`` second
 is the bundle's ``audio.duration_s``. The aggregate ``score`` is the mean of the window scores, and
 ``min_window`` the window most likely spoofed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PCM_FORMATS", "Predictor", "Window", "WindowStream", "best_bundle", "expand_paths", "list_bundles",
-           "pcm_chunks", "window_spans"]
+__all__ = [
+    "PCM_FORMATS",
+    "Predictor",
+    "Window",
+    "WindowStream",
+    "best_bundle",
+    "expand_paths",
+    "list_bundles",
+    "pcm_chunks",
+    "window_spans",
+]
 
 PCM_FORMATS = {"s16le": ("<i2", 1.0 / 32768.0), "f32le": ("<f4", 1.0)}
 """Raw PCM sample formats read by :func:`pcm_chunks`: numpy dtype and the scale to [-1, 1]."""
@@ -117,8 +127,10 @@ class Predictor:
         self.scaler = Scaler.from_json(cfg["scaler"][bundle.kind.input])
         groups = bundle.frame_groups
         # The rows the model reads, as the train stage read them from the scaled table (file order).
-        self._rows = np.array([i for i, g in enumerate(self.extractor.layout.frame_groups)
-                               if groups is None or g in groups], dtype=np.int64)
+        self._rows = np.array(
+            [i for i, g in enumerate(self.extractor.layout.frame_groups) if groups is None or g in groups],
+            dtype=np.int64,
+        )
 
     @classmethod
     def load(cls, bundle_dir: Path) -> Predictor:
@@ -151,7 +163,8 @@ class Predictor:
             float32 ``(n_rows, n_frames)`` for frame models, ``(n_features,)`` for table models.
         """
         frames, utterance = self.extractor.extract(
-            fix_length(np.asarray(y, dtype=np.float32), self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop))
+            fix_length(np.asarray(y, dtype=np.float32), self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop)
+        )
         return self._input(self, frames, utterance)
 
     def score_signals(self, signals: list[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
@@ -166,15 +179,16 @@ class Predictor:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         out = []
         for i in range(0, len(signals), batch_size):
-            x = np.stack([self.features(y) for y in signals[i:i + batch_size]])
+            x = np.stack([self.features(y) for y in signals[i : i + batch_size]])
             out.append(self.bundle.score(x, batch_size=batch_size))
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0, dtype=np.float64)
 
     def window_at(self, start: int, end: int, score: float) -> Window:
         """A :class:`Window` of samples ``[start, end)`` at :attr:`sample_rate` with this raw score."""
         llr, prob = self._calibrated(score)
-        return Window(start / self.sample_rate, end / self.sample_rate, float(score), llr, prob,
-                      _decide(score, self.threshold))
+        return Window(
+            start / self.sample_rate, end / self.sample_rate, float(score), llr, prob, _decide(score, self.threshold)
+        )
 
     def _calibrated(self, score: float) -> tuple[float | None, float | None]:
         if self.calibration is None:
@@ -196,16 +210,23 @@ class Predictor:
     def _summary(self, spans: list[tuple[int, int]], scores: np.ndarray, n_samples: int, windowed: bool) -> dict:
         score = float(np.mean(scores))
         llr, prob = self._calibrated(score)
-        result = {"score": score, "llr": llr, "prob_bonafide": prob, "decision": _decide(score, self.threshold),
-                  "duration_s": n_samples / self.sample_rate, "min_window": None}
+        result = {
+            "score": score,
+            "llr": llr,
+            "prob_bonafide": prob,
+            "decision": _decide(score, self.threshold),
+            "duration_s": n_samples / self.sample_rate,
+            "min_window": None,
+        }
         if windowed:
             windows = [self.window_at(a, b, s) for (a, b), s in zip(spans, scores)]
             result["windows"] = windows
             result["min_window"] = windows[int(np.argmin(scores))]
         return result
 
-    def score_signal(self, y: np.ndarray, sample_rate: int, *, window_s: float | None = None,
-                     hop_s: float | None = None) -> dict:
+    def score_signal(
+        self, y: np.ndarray, sample_rate: int, *, window_s: float | None = None, hop_s: float | None = None
+    ) -> dict:
         """Score one mono signal, whole or in sliding windows.
 
         Args:
@@ -249,8 +270,15 @@ class Predictor:
         """
         return load_audio(path, sample_rate=self.sample_rate, min_duration_s=self.audio.min_duration_s)
 
-    def predict_files(self, paths: list[Path], *, window_s: float | None = None, hop_s: float | None = None,
-                      batch_size: int = 32, progress: bool = False) -> list[dict]:
+    def predict_files(
+        self,
+        paths: list[Path],
+        *,
+        window_s: float | None = None,
+        hop_s: float | None = None,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[dict]:
         """Score files; one row per path, in order, as ``deepfake-audio predict`` prints them.
 
         Features are extracted per file and the model runs on batches of ``batch_size`` clips or
@@ -279,8 +307,17 @@ class Predictor:
             owners.clear()
 
         for i, path in enumerate(tqdm(paths, desc="predict", unit="file", disable=not progress, file=sys.stderr)):
-            rows.append({"path": str(path), "score": None, "llr": None, "prob_bonafide": None, "decision": None,
-                         "duration_s": None, "error": None})
+            rows.append(
+                {
+                    "path": str(path),
+                    "score": None,
+                    "llr": None,
+                    "prob_bonafide": None,
+                    "decision": None,
+                    "duration_s": None,
+                    "error": None,
+                }
+            )
             try:
                 y = self.decode(path)
             except AudioError as exc:
@@ -308,8 +345,14 @@ class Predictor:
                 row.setdefault("min_window", None)
         return rows
 
-    def stream(self, chunks: Iterable[np.ndarray], sample_rate: int, *, window_s: float | None = None,
-               hop_s: float | None = None) -> Iterator[Window]:
+    def stream(
+        self,
+        chunks: Iterable[np.ndarray],
+        sample_rate: int,
+        *,
+        window_s: float | None = None,
+        hop_s: float | None = None,
+    ) -> Iterator[Window]:
         """Windows of a live signal, each yielded as soon as its last sample has arrived.
 
         Args:
@@ -335,8 +378,9 @@ class WindowStream:
     bounded by one window plus one chunk however long the stream.
     """
 
-    def __init__(self, predictor: Predictor, *, sample_rate: int, window_s: float | None = None,
-                 hop_s: float | None = None) -> None:
+    def __init__(
+        self, predictor: Predictor, *, sample_rate: int, window_s: float | None = None, hop_s: float | None = None
+    ) -> None:
         import soxr
 
         if not sample_rate > 0:
@@ -349,8 +393,11 @@ class WindowStream:
         self.predictor = predictor
         self.window = max(int(round(window_s * predictor.sample_rate)), 1)
         self.hop = max(int(round(hop_s * predictor.sample_rate)), 1)
-        self._resampler = (soxr.ResampleStream(sample_rate, predictor.sample_rate, 1, dtype="float32", quality="HQ")
-                           if sample_rate != predictor.sample_rate else None)
+        self._resampler = (
+            soxr.ResampleStream(sample_rate, predictor.sample_rate, 1, dtype="float32", quality="HQ")
+            if sample_rate != predictor.sample_rate
+            else None
+        )
         self._buffer = np.zeros(0, dtype=np.float32)
         self._offset = 0  # stream sample index of _buffer[0]
         self._next = 0  # start of the next full window
@@ -366,7 +413,7 @@ class WindowStream:
     def _score(self, spans: list[tuple[int, int]]) -> list[Window]:
         if not spans:
             return []
-        segments = [self._buffer[a - self._offset:b - self._offset] for a, b in spans]
+        segments = [self._buffer[a - self._offset : b - self._offset] for a, b in spans]
         scores = self.predictor.score_signals(segments)
         self._last_end = spans[-1][1]
         self.n_windows += len(spans)
@@ -380,7 +427,7 @@ class WindowStream:
         windows = self._score(spans)
         # Keep what the next window needs, and the last window's worth for the tail at close().
         keep = max(min(self._next, self.n_samples - self.window), self._offset)
-        self._buffer = self._buffer[keep - self._offset:]
+        self._buffer = self._buffer[keep - self._offset :]
         self._offset = keep
         return windows
 
@@ -413,8 +460,15 @@ class WindowStream:
         return windows
 
 
-def pcm_chunks(fh: BinaryIO, *, sample_format: str = "s16le", chunk_bytes: int = 1 << 14, follow: bool = False,
-               idle_s: float = 2.0, poll_s: float = 0.02) -> Iterator[np.ndarray]:
+def pcm_chunks(
+    fh: BinaryIO,
+    *,
+    sample_format: str = "s16le",
+    chunk_bytes: int = 1 << 14,
+    follow: bool = False,
+    idle_s: float = 2.0,
+    poll_s: float = 0.02,
+) -> Iterator[np.ndarray]:
     """Mono float32 samples in [-1, 1] from raw little-endian PCM, a chunk at a time.
 
     Each chunk is what the source had ready, up to ``chunk_bytes`` (``read1``: no waiting for a
@@ -473,8 +527,14 @@ def list_bundles(models_dir: Path) -> list[dict]:
             log.warning("skipping %s: %s", config_path.parent, exc)
             continue
         dev_eer = config.get("dev_eer")
-        out.append({"name": config_path.parent.name, "path": config_path.parent,
-                    "dev_eer": None if dev_eer is None else float(dev_eer), "model": config.get("model")})
+        out.append(
+            {
+                "name": config_path.parent.name,
+                "path": config_path.parent,
+                "dev_eer": None if dev_eer is None else float(dev_eer),
+                "model": config.get("model"),
+            }
+        )
     return sorted(out, key=lambda b: b["name"])
 
 
@@ -488,6 +548,11 @@ def best_bundle(models_dir: Path) -> Path:
     if not scored:
         raise ValueError(f"no trained model under {models_dir}: run `dvc repro` first, or pass --model DIR")
     best = min(scored, key=lambda b: b["dev_eer"])
-    log.info("model: %s (%s), the lowest dev EER under %s: %.2f%%", best["path"], best["model"], models_dir,
-             100 * best["dev_eer"])
+    log.info(
+        "model: %s (%s), the lowest dev EER under %s: %.2f%%",
+        best["path"],
+        best["model"],
+        models_dir,
+        100 * best["dev_eer"],
+    )
     return best["path"]

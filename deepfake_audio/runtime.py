@@ -1,4 +1,5 @@
 """Where and how training runs: seeding, the device, and the torchrun process group."""
+
 from __future__ import annotations
 
 import os

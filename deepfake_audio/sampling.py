@@ -1,4 +1,5 @@
 """How training batches are drawn: class balance, oversampling, SpecAugment, seeded workers."""
+
 from __future__ import annotations
 
 import random
@@ -46,8 +47,10 @@ def spec_augment(x: Any, params: Any, gen: Any) -> Any:
 
     x = x.clone()
     batch, n_rows, n_frames = x.shape
-    for axis, n_masks, max_width in ((2, params.time_masks, params.max_time_frames),
-                                     (1, params.feature_masks, params.max_feature_rows)):
+    for axis, n_masks, max_width in (
+        (2, params.time_masks, params.max_time_frames),
+        (1, params.feature_masks, params.max_feature_rows),
+    ):
         size = x.shape[axis]
         for _ in range(n_masks):
             width = torch.randint(0, min(max_width, size) + 1, (batch,), generator=gen)
@@ -62,6 +65,6 @@ def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed NumPy and Python from the worker's torch seed."""
     import torch
 
-    seed = torch.initial_seed() % 2 ** 32  # distinct per worker, derived from the loader's generator
+    seed = torch.initial_seed() % 2**32  # distinct per worker, derived from the loader's generator
     np.random.seed(seed)
     random.seed(seed)

@@ -1,4 +1,5 @@
 """Per-feature standardisation, fitted on the train split only and saved as JSON."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,13 +25,13 @@ class Scaler:
     std: np.ndarray
 
     def to_json(self) -> dict:
-        return {"names": list(self.names), "mean": [float(v) for v in self.mean],
-                "std": [float(v) for v in self.std]}
+        return {"names": list(self.names), "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
     def from_json(cls, data: dict) -> Scaler:
-        return cls(tuple(data["names"]), np.asarray(data["mean"], dtype=np.float64),
-                   np.asarray(data["std"], dtype=np.float64))
+        return cls(
+            tuple(data["names"]), np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)
+        )
 
     def transform_frames(self, x: np.ndarray) -> np.ndarray:
         """``x``: (n, n_features, n_frames) -> float32 of the same shape."""
@@ -59,7 +60,7 @@ class _Moments:
         if self.count == 0:
             raise ValueError("cannot fit a scaler on zero train rows")
         mean = self.sum / self.count
-        var = np.maximum(self.sumsq / self.count - mean ** 2, 0.0)
+        var = np.maximum(self.sumsq / self.count - mean**2, 0.0)
         return Scaler(names, mean, np.maximum(np.sqrt(var), MIN_STD))
 
 

@@ -1,4 +1,5 @@
 """Speaker-disjoint, stratified train/dev/test splits, and the counts that prove them."""
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,11 @@ def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
     totals = table.sum(axis=0).to_numpy(dtype=float)
     targets = fractions[:, None] * totals[None, :]  # splits x strata
     rng = np.random.default_rng(params.seed)
-    order = pd.DataFrame({"size": table.sum(axis=1).to_numpy(), "tie": rng.random(len(table))},
-                         index=table.index).sort_values(["size", "tie"], ascending=[False, True]).index
+    order = (
+        pd.DataFrame({"size": table.sum(axis=1).to_numpy(), "tie": rng.random(len(table))}, index=table.index)
+        .sort_values(["size", "tie"], ascending=[False, True])
+        .index
+    )
     rows = table.loc[order].to_numpy(dtype=float)  # (n_speakers, n_strata), greedy order
     weights = np.maximum(totals, 1.0)
     counts = np.zeros_like(targets)
@@ -93,8 +97,15 @@ def stratified_group_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
     return groups.map(assignment)
 
 
-def _refine(rows: np.ndarray, where: np.ndarray, counts: np.ndarray, targets: np.ndarray,
-            weights: np.ndarray, *, max_swap_speakers: int = 2000) -> np.ndarray:
+def _refine(
+    rows: np.ndarray,
+    where: np.ndarray,
+    counts: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    *,
+    max_swap_speakers: int = 2000,
+) -> np.ndarray:
     """Improve a greedy assignment by local search under the same cost.
 
     The greedy pass is short-sighted: large, spoof-heavy speakers placed early can over-fill
@@ -109,7 +120,7 @@ def _refine(rows: np.ndarray, where: np.ndarray, counts: np.ndarray, targets: np
         targets, weights: (n_splits, n_strata) target counts and (n_strata,) cost weights.
     """
     where, counts = where.copy(), counts.copy()
-    self_cost = 2.0 * np.sum(rows ** 2 / weights, axis=1)  # (n,)
+    self_cost = 2.0 * np.sum(rows**2 / weights, axis=1)  # (n,)
     for _ in range(10 * len(rows) + 10):
         gap = (counts - targets) / weights  # (n_splits, n_strata)
         proj = rows @ gap.T  # (n, n_splits): row . gap_s
@@ -131,7 +142,9 @@ def _refine(rows: np.ndarray, where: np.ndarray, counts: np.ndarray, targets: np
             if not len(others):
                 continue
             d = rows[others] - rows[i]
-            delta = 2.0 * np.sum(d ** 2 / weights, axis=1) + 2.0 * np.sum(d * (gap[where[i]] - gap[where[others]]), axis=1)
+            delta = 2.0 * np.sum(d**2 / weights, axis=1) + 2.0 * np.sum(
+                d * (gap[where[i]] - gap[where[others]]), axis=1
+            )
             k = int(np.argmin(delta))
             if delta[k] < best[0] - 1e-9:
                 best = (float(delta[k]), i, int(others[k]))
@@ -156,8 +169,8 @@ def random_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
         n_train = int(round(params.train * len(idx)))
         n_dev = int(round(params.dev * len(idx)))
         out.loc[idx[:n_train]] = "train"
-        out.loc[idx[n_train:n_train + n_dev]] = "dev"
-        out.loc[idx[n_train + n_dev:]] = "test"
+        out.loc[idx[n_train : n_train + n_dev]] = "dev"
+        out.loc[idx[n_train + n_dev :]] = "test"
     return out
 
 
@@ -173,13 +186,15 @@ def official_split(df: pd.DataFrame, params: SplitParams) -> pd.Series:
     partition = df["partition"].astype(str) if "partition" in df.columns else pd.Series("", index=df.index)
     unknown = sorted(set(partition) - set(OFFICIAL_TO_SPLIT) - {""})
     if unknown:
-        raise ValueError(f"split.strategy=official: unknown partition values {unknown}; "
-                         f"expected {sorted(OFFICIAL_TO_SPLIT)}")
+        raise ValueError(
+            f"split.strategy=official: unknown partition values {unknown}; expected {sorted(OFFICIAL_TO_SPLIT)}"
+        )
     out = partition.map(OFFICIAL_TO_SPLIT).fillna("").astype(object)
     rest = partition == ""
     if rest.any():
-        log.info("official split: %d clips from sources without official partitions are split by speaker",
-                 int(rest.sum()))
+        log.info(
+            "official split: %d clips from sources without official partitions are split by speaker", int(rest.sum())
+        )
         out.loc[rest] = stratified_group_split(df[rest], params)
     return out
 
@@ -211,8 +226,10 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
     pool = out["eval_set"] == ""
     out["split"] = ""
     if params.strategy == "random":
-        log.warning("split.strategy=random puts one speaker's clips in several splits: scores are inflated "
-                    "by speaker leakage; use it only to reproduce leaky published numbers")
+        log.warning(
+            "split.strategy=random puts one speaker's clips in several splits: scores are inflated "
+            "by speaker leakage; use it only to reproduce leaky published numbers"
+        )
         out.loc[pool, "split"] = random_split(out[pool], params)
     elif params.strategy == "official":
         out.loc[pool, "split"] = official_split(out[pool], params)
@@ -224,8 +241,11 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
         # Unseen attacks are test-only. Their clips from train/dev speakers cannot move to test
         # without leaking those speakers, so they are set aside, visibly, as "excluded".
         out.loc[held & (out["split"] != "test"), "split"] = "excluded"
-        log.info("unseen attacks (test only): %s; %d of their clips set aside from train/dev speakers",
-                 ", ".join(unseen), int((out["split"] == "excluded").sum()))
+        log.info(
+            "unseen attacks (test only): %s; %d of their clips set aside from train/dev speakers",
+            ", ".join(unseen),
+            int((out["split"] == "excluded").sum()),
+        )
     out.loc[~pool, "split"] = "eval:" + out.loc[~pool, "eval_set"]
     for split in SPLITS:
         labels = set(out.loc[out["split"] == split, "label"])
@@ -233,7 +253,8 @@ def assign_splits(manifest: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
             raise ValueError(
                 f"split {split!r} has labels {sorted(labels) or 'none'}: the training pool has "
                 f"{out.loc[pool, 'speaker'].nunique()} speakers, too few to give every split both classes; "
-                f"add data or change split fractions")
+                f"add data or change split fractions"
+            )
     return out
 
 
@@ -251,8 +272,10 @@ def split_report(df: pd.DataFrame) -> dict:
             "n_speakers": int(part["speaker"].nunique()),
             "n_bonafide": int((part["label"] == "bonafide").sum()),
             "n_spoof": int((part["label"] == "spoof").sum()),
-            "attacks": {str(k): int(v) for k, v in part.loc[part["label"] == "spoof", "attack"]
-                        .value_counts().sort_index().items()},
+            "attacks": {
+                str(k): int(v)
+                for k, v in part.loc[part["label"] == "spoof", "attack"].value_counts().sort_index().items()
+            },
             "sources": {str(k): int(v) for k, v in part["source"].value_counts().sort_index().items()},
         }
     pool = df[df["split"].isin(SPLITS)]
@@ -262,9 +285,13 @@ def split_report(df: pd.DataFrame) -> dict:
     hash_splits = hashes.groupby("content_hash")["split"].nunique() if len(hashes) else pd.Series(dtype=int)
     dup = sorted(hash_splits[hash_splits > 1].index.astype(str))
     examples = [sorted(hashes.loc[hashes["content_hash"] == h, "utt_id"].astype(str))[:3] for h in dup[:10]]
-    report["leakage"] = {"shared_speakers": shared, "n_shared_speakers": len(shared),
-                         "n_shared_audio": len(dup), "shared_audio_examples": examples,
-                         "eval_sets": _eval_overlap(df, pool)}
+    report["leakage"] = {
+        "shared_speakers": shared,
+        "n_shared_speakers": len(shared),
+        "n_shared_audio": len(dup),
+        "shared_audio_examples": examples,
+        "eval_sets": _eval_overlap(df, pool),
+    }
     return report
 
 
@@ -275,9 +302,11 @@ def _eval_overlap(df: pd.DataFrame, pool: pd.DataFrame) -> dict:
     pool_speakers = set(pool["speaker"].astype(str))
     for split, part in sorted(df[df["split"].astype(str).str.startswith("eval:")].groupby("split")):
         in_pool = _hashes(part).isin(pool_hashes)
-        out[split[5:]] = {"n_clips_in_training_pool": int(in_pool.sum()),
-                          "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
-                          "n_shared_speakers": len(set(part["speaker"].astype(str)) & pool_speakers)}
+        out[split[5:]] = {
+            "n_clips_in_training_pool": int(in_pool.sum()),
+            "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
+            "n_shared_speakers": len(set(part["speaker"].astype(str)) & pool_speakers),
+        }
     return out
 
 
@@ -286,13 +315,17 @@ def leaks(report: dict) -> list[str]:
     leak = report["leakage"]
     problems = []
     if leak["n_shared_speakers"]:
-        problems.append(f"{leak['n_shared_speakers']} speakers in more than one split, e.g. "
-                        f"{leak['shared_speakers'][:5]}")
+        problems.append(
+            f"{leak['n_shared_speakers']} speakers in more than one split, e.g. {leak['shared_speakers'][:5]}"
+        )
     if leak["n_shared_audio"]:
-        problems.append(f"{leak['n_shared_audio']} identical clips in more than one split, e.g. "
-                        f"{leak['shared_audio_examples'][:3]}")
+        problems.append(
+            f"{leak['n_shared_audio']} identical clips in more than one split, e.g. {leak['shared_audio_examples'][:3]}"
+        )
     for name, overlap in leak["eval_sets"].items():
         if overlap["n_clips_in_training_pool"]:
-            problems.append(f"eval set {name!r}: {overlap['n_clips_in_training_pool']} clips identical to "
-                            f"training-pool audio, e.g. {overlap['examples']}")
+            problems.append(
+                f"eval set {name!r}: {overlap['n_clips_in_training_pool']} clips identical to "
+                f"training-pool audio, e.g. {overlap['examples']}"
+            )
     return problems

@@ -1,4 +1,5 @@
 """What every stage entry point shares: argument parsing, logging, params, the summary line."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,12 @@ from deepfake_audio.logs import setup_logging
 from deepfake_audio.params import Params, load_params
 
 
-def run_stage(name: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace, Params], str],
-              argv: Sequence[str] | None = None) -> None:
+def run_stage(
+    name: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace, Params], str],
+    argv: Sequence[str] | None = None,
+) -> None:
     """Parse arguments, load ``--params``, run ``body`` and log its one-line summary with wall time."""
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ module knows nothing of model families. It writes ``weights.pt`` (a ``state_dict
 file handle, loaded back with ``weights_only=True``) into the bundle folder, and a checkpoint after
 every epoch from which a killed run resumes to the same result as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ def predict_torch(model: Any, x: np.ndarray, device: Any, batch_size: int) -> np
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[i:i + batch_size]).to(device, non_blocking=True)
+            xb = torch.from_numpy(x[i : i + batch_size]).to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out.append(model(xb).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
@@ -67,8 +68,9 @@ def _scheduler(opt: Any, train_params: TrainParams) -> Any:
     if train_params.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=train_params.epochs)
     if train_params.lr_schedule == "plateau":  # halve the LR when dev EER stalls for a third of the patience
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5,
-                                                          patience=max(train_params.patience // 3, 1))
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=max(train_params.patience // 3, 1)
+        )
     return None
 
 
@@ -84,7 +86,8 @@ class _Run:
         model = net
         if world > 1:  # DistributedDataParallel: gradients are averaged across processes at backward
             model = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[device.index] if device.type == "cuda" else None)
+                net, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.model = torch.compile(model) if train_params.compile else model
         self.opt = torch.optim.AdamW(net.parameters(), lr=train_params.lr, weight_decay=train_params.weight_decay)
         self.scheduler = _scheduler(self.opt, train_params)
@@ -104,28 +107,46 @@ class _Run:
         # oversample: the sampler draws a fresh permutation of the balanced index list each epoch,
         # so minority rows repeat without copying the feature array.
         order = oversample_indices(train.y, seed=p.seed) if p.balance == "oversample" else np.arange(len(train.y))
-        dataset = torch.utils.data.TensorDataset(torch.from_numpy(train.x),
-                                                 torch.from_numpy(train.y.astype(np.float32)))
+        dataset = torch.utils.data.TensorDataset(
+            torch.from_numpy(train.x), torch.from_numpy(train.y.astype(np.float32))
+        )
         if self.world > 1:  # each process takes its own 1/world of a shared per-epoch permutation
             dataset = torch.utils.data.Subset(dataset, order.tolist())
             sampler = torch.utils.data.distributed.DistributedSampler(
-                dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=p.seed, drop_last=True)
+                dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=p.seed, drop_last=True
+            )
         else:
             sampler = torch.utils.data.SubsetRandomSampler(order.tolist(), generator=self.gen)
         n_rows = len(order) // self.world
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=p.batch_size, sampler=sampler, generator=self.gen, num_workers=p.num_workers,
-            pin_memory=self.device.type == "cuda", worker_init_fn=seed_worker, drop_last=n_rows > p.batch_size)
+            dataset,
+            batch_size=p.batch_size,
+            sampler=sampler,
+            generator=self.gen,
+            num_workers=p.num_workers,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=seed_worker,
+            drop_last=n_rows > p.batch_size,
+        )
         return loader, sampler
 
     def state(self, key: str, epoch: int) -> dict:
         import torch
 
-        return {"key": key, "epoch": epoch, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
-                "sampler_rng": self.gen.get_state(), "augment_rng": self.aug_gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "best": self.best, "best_state": self.best_state,
-                "seen": self.seen, "train_s": self.train_s}
+        return {
+            "key": key,
+            "epoch": epoch,
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "sampler_rng": self.gen.get_state(),
+            "augment_rng": self.aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best": self.best,
+            "best_state": self.best_state,
+            "seen": self.seen,
+            "train_s": self.train_s,
+        }
 
     def restore(self, state: dict) -> None:
         import torch
@@ -177,9 +198,17 @@ def val_epoch(run: _Run, dev: SplitData) -> tuple[float, float]:
     return dev_eer, threshold
 
 
-def train_neural(build: Callable[[int, int], Any], data: dict[str, SplitData], *, name: str,
-                 train_params: TrainParams, out_dir: Path, live: Any = None, key: str = "",
-                 stop_after: int | None = None) -> dict:
+def train_neural(
+    build: Callable[[int, int], Any],
+    data: dict[str, SplitData],
+    *,
+    name: str,
+    train_params: TrainParams,
+    out_dir: Path,
+    live: Any = None,
+    key: str = "",
+    stop_after: int | None = None,
+) -> dict:
     """Train a network with early stopping on dev EER; write its weights to ``out_dir``.
 
     A checkpoint is written after every epoch; when ``out_dir`` holds one written for the same
@@ -242,6 +271,13 @@ def train_neural(build: Callable[[int, int], Any], data: dict[str, SplitData], *
         with atomic_path(out_dir / WEIGHTS) as tmp, tmp.open("wb") as fh:
             torch.save(run.best_state, fh)
         checkpoint.unlink(missing_ok=True)
-    return {"best_epoch": run.best["epoch"], "dev_eer": run.best["dev_eer"], "threshold": run.best["threshold"],
-            "epochs_run": epoch + 1, "device": device.type, "n_features": n_features, "n_frames": n_frames,
-            "train_samples_per_s": run.seen / max(run.train_s, 1e-9)}
+    return {
+        "best_epoch": run.best["epoch"],
+        "dev_eer": run.best["dev_eer"],
+        "threshold": run.best["threshold"],
+        "epochs_run": epoch + 1,
+        "device": device.type,
+        "n_features": n_features,
+        "n_frames": n_frames,
+        "train_samples_per_s": run.seen / max(run.train_s, 1e-9),
+    }

@@ -10,6 +10,7 @@ Nothing here imports streamlit. The page only lays out what these functions retu
 A user's mistake (a wrong type, an empty, corrupt, silent, too short or too long clip, a file over
 the size limit) raises :class:`UploadError`, whose message is written for the person at the page.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,7 @@ _AUDIO_FAULT_MESSAGES = {
     "empty": "The file holds no audio samples.",
     "corrupt": "The file could not be decoded as audio: it is damaged, cut short or not really {kind} audio.",
     "unsupported": "The file was not recognised as WAV, FLAC, OGG (Vorbis/Opus) or MP3 audio: it may not be "
-                   "audio at all, or hold an encoding that soundfile cannot decode.",
+    "audio at all, or hold an encoding that soundfile cannot decode.",
     "non_finite": "The file holds NaN or infinite samples, so it cannot be scored.",
     "silent": "The clip is silent: there is no signal to analyse.",
 }
@@ -145,10 +146,16 @@ def model_choices(models_dir: Path, metrics_dir: Path) -> tuple[list[ModelChoice
     rows = list_bundles(models_dir)
     if not rows:
         return [], 0
-    choices = [ModelChoice(name=r["name"], path=Path(r["path"]), model=str(r.get("model") or r["name"]),
-                           dev_eer=None if r.get("dev_eer") is None else float(r["dev_eer"]),
-                           test_eer=read_test_eer(metrics_dir, r["name"]))
-               for r in rows]
+    choices = [
+        ModelChoice(
+            name=r["name"],
+            path=Path(r["path"]),
+            model=str(r.get("model") or r["name"]),
+            dev_eer=None if r.get("dev_eer") is None else float(r["dev_eer"]),
+            test_eer=read_test_eer(metrics_dir, r["name"]),
+        )
+        for r in rows
+    ]
     try:
         best = Path(best_bundle(models_dir)).resolve()
     except ValueError:  # no bundle has a dev EER: any is as good a default as another
@@ -179,8 +186,9 @@ def check_upload(filename: str, size_bytes: int, *, max_bytes: int = MAX_UPLOAD_
     if size_bytes <= 0:
         raise UploadError("empty", f"{filename!r} is empty (0 bytes).")
     if size_bytes > max_bytes:
-        raise UploadError("too_large", f"{filename!r} is {size_bytes / 2**20:.1f} MB; the limit is "
-                                       f"{max_bytes / 2**20:.0f} MB.")
+        raise UploadError(
+            "too_large", f"{filename!r} is {size_bytes / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
+        )
     return suffix
 
 
@@ -236,9 +244,14 @@ def _probe_duration_s(path: Path) -> float | None:
     return float(info.frames) / info.samplerate if info.samplerate > 0 else None
 
 
-def analyse_upload(data: bytes, filename: str, predictor: Predictor, *,
-                   max_bytes: int = MAX_UPLOAD_MB * 1024 * 1024,
-                   max_duration_s: float = MAX_DURATION_S) -> Analysis:
+def analyse_upload(
+    data: bytes,
+    filename: str,
+    predictor: Predictor,
+    *,
+    max_bytes: int = MAX_UPLOAD_MB * 1024 * 1024,
+    max_duration_s: float = MAX_DURATION_S,
+) -> Analysis:
     """Check, decode and score an uploaded clip.
 
     The bytes are written to a private temporary folder (named by us, never by the upload) and
@@ -255,8 +268,9 @@ def analyse_upload(data: bytes, filename: str, predictor: Predictor, *,
         return analyse_file(path, predictor, filename=filename, max_duration_s=max_duration_s)
 
 
-def analyse_file(path: Path, predictor: Predictor, *, filename: str | None = None,
-                 max_duration_s: float = MAX_DURATION_S) -> Analysis:
+def analyse_file(
+    path: Path, predictor: Predictor, *, filename: str | None = None, max_duration_s: float = MAX_DURATION_S
+) -> Analysis:
     """Decode and score a clip on disk (see :func:`analyse_upload`, which checks the upload first)."""
     from deepfake_audio.audio import read_audio, resample
 
@@ -286,18 +300,32 @@ def analyse_file(path: Path, predictor: Predictor, *, filename: str | None = Non
         raise _audio_fault(exc, kind=kind, min_duration_s=min_duration_s) from exc
     log_mel, hop_length = log_mel_of(predictor, y_model)
     windows = tuple(result.get("windows") or ()) if long_clip else ()
-    return Analysis(filename=filename, model_name=predictor.model_name, duration_s=duration_s,
-                    sample_rate=int(predictor.sample_rate), y=y_model, log_mel=log_mel, hop_length=hop_length,
-                    score=float(result["score"]), llr=_optional_float(result.get("llr")),
-                    prob_bonafide=_optional_float(result.get("prob_bonafide")), decision=str(result["decision"]),
-                    threshold=float(predictor.threshold), window_s=window_s, windows=windows,
-                    min_window=result.get("min_window") if long_clip else None)
+    return Analysis(
+        filename=filename,
+        model_name=predictor.model_name,
+        duration_s=duration_s,
+        sample_rate=int(predictor.sample_rate),
+        y=y_model,
+        log_mel=log_mel,
+        hop_length=hop_length,
+        score=float(result["score"]),
+        llr=_optional_float(result.get("llr")),
+        prob_bonafide=_optional_float(result.get("prob_bonafide")),
+        decision=str(result["decision"]),
+        threshold=float(predictor.threshold),
+        window_s=window_s,
+        windows=windows,
+        min_window=result.get("min_window") if long_clip else None,
+    )
 
 
 def _too_long(duration_s: float, max_duration_s: float) -> UploadError:
-    return UploadError("too_long", f"The clip is {duration_s:.0f} s long; this page analyses clips of up to "
-                                   f"{max_duration_s:.0f} s. Cut it, or score the whole file with "
-                                   f"`deepfake-audio predict`.")
+    return UploadError(
+        "too_long",
+        f"The clip is {duration_s:.0f} s long; this page analyses clips of up to "
+        f"{max_duration_s:.0f} s. Cut it, or score the whole file with "
+        f"`deepfake-audio predict`.",
+    )
 
 
 def _optional_float(value: object) -> float | None:
@@ -331,8 +359,9 @@ def _figure(height_in: float) -> Figure:
     return fig
 
 
-def waveform_envelope(y: np.ndarray, sample_rate: int, *, n_points: int = 2000
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def waveform_envelope(
+    y: np.ndarray, sample_rate: int, *, n_points: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min/max envelope of ``y`` over at most ``n_points`` equal blocks, for plotting long clips.
 
     Returns:
@@ -369,8 +398,9 @@ def spectrogram_figure(analysis: Analysis) -> Figure:
     ax = fig.add_subplot()
     n_mels, n_frames = analysis.log_mel.shape
     extent = (0.0, n_frames * analysis.hop_length / analysis.sample_rate, 0, n_mels)
-    image = ax.imshow(analysis.log_mel, origin="lower", aspect="auto", extent=extent, cmap="magma",
-                      interpolation="nearest")
+    image = ax.imshow(
+        analysis.log_mel, origin="lower", aspect="auto", extent=extent, cmap="magma", interpolation="nearest"
+    )
     ax.set_xlim(0.0, analysis.duration_s)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mel band")
@@ -395,10 +425,20 @@ def timeline_figure(analysis: Analysis) -> Figure:
         colour = _BONAFIDE_COLOUR if w.score >= analysis.threshold else _SPOOF_COLOUR
         ax.hlines(w.score, w.start_s, w.end_s, colors=colour, linewidth=3.0, alpha=0.45, zorder=2)
         ax.plot([centre], [w.score], "o", color=colour, markersize=4, zorder=3)
-    ax.axhline(analysis.threshold, color="0.35", linestyle="--", linewidth=1.0,
-               label=f"threshold {format_signed(analysis.threshold)}")
-    ax.axhline(analysis.score, color="#1f77b4", linestyle=":", linewidth=1.2,
-               label=f"clip score {format_signed(analysis.score)}")
+    ax.axhline(
+        analysis.threshold,
+        color="0.35",
+        linestyle="--",
+        linewidth=1.0,
+        label=f"threshold {format_signed(analysis.threshold)}",
+    )
+    ax.axhline(
+        analysis.score,
+        color="#1f77b4",
+        linestyle=":",
+        linewidth=1.2,
+        label=f"clip score {format_signed(analysis.score)}",
+    )
     # Legend entries for the bar colours (proxies: the bars themselves would repeat per window).
     ax.plot([], [], "o-", color=_BONAFIDE_COLOUR, linewidth=3.0, markersize=4, label="window: bona fide")
     ax.plot([], [], "o-", color=_SPOOF_COLOUR, linewidth=3.0, markersize=4, label="window: spoof")
@@ -414,8 +454,13 @@ def timeline_figure(analysis: Analysis) -> Figure:
 
 def windows_table(analysis: Analysis) -> list[dict[str, object]]:
     """One row per window for a table: times in seconds, score, P(bona fide) and the decision."""
-    return [{"start (s)": round(float(w.start_s), 2), "end (s)": round(float(w.end_s), 2),
-             "score": round(float(w.score), 3),
-             "P(bona fide)": None if w.prob_bonafide is None else round(float(w.prob_bonafide), 3),
-             "decision": DECISION_LABELS.get(w.decision, w.decision)}
-            for w in analysis.windows]
+    return [
+        {
+            "start (s)": round(float(w.start_s), 2),
+            "end (s)": round(float(w.end_s), 2),
+            "score": round(float(w.score), 3),
+            "P(bona fide)": None if w.prob_bonafide is None else round(float(w.prob_bonafide), 3),
+            "decision": DECISION_LABELS.get(w.decision, w.decision),
+        }
+        for w in analysis.windows
+    ]

@@ -3,6 +3,7 @@
 Reads: params ``data`` (sources, eval_sets), ``features.n_jobs`` (workers; outputs do not depend on it).
 Writes: ``<out>/`` with generated audio where a source makes any, and ``<out>/manifest.parquet``.
 """
+
 from __future__ import annotations
 
 import argparse

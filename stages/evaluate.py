@@ -7,6 +7,7 @@ Writes: ``<scores>`` (data/scores/<model>.parquet: raw score and calibrated LLR 
 ``<plots>/`` (roc/det/confusion CSV for DVC, PNG figures).
 Params: ``evaluate`` (bootstrap replicates of the EER interval).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,19 +15,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepfake_audio.bundle import load_bundle
 from deepfake_audio.evaluation import metrics_from_scores, score_splits, write_plots
+from deepfake_audio.inputs import load_inputs
 from deepfake_audio.io import write_frame, write_json
 from deepfake_audio.stage import run_stage
-from deepfake_audio.bundle import load_bundle
-from deepfake_audio.inputs import load_inputs
 
 
 def body(args: argparse.Namespace, params) -> str:
     bundle = load_bundle(args.bundle)
     manifest = pd.read_parquet(args.manifest)
     splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
-    data = load_inputs(manifest, input=bundle.kind.input, scaled=args.scaled, splits=splits,
-                       groups=bundle.frame_groups)
+    data = load_inputs(manifest, input=bundle.kind.input, scaled=args.scaled, splits=splits, groups=bundle.frame_groups)
     scores = score_splits(bundle, data)
     if "partition" in manifest.columns:
         scores["partition"] = scores["utt_id"].map(manifest.set_index("utt_id")["partition"]).fillna("").astype(str)
@@ -35,8 +35,10 @@ def body(args: argparse.Namespace, params) -> str:
     metrics = metrics_from_scores(scores, threshold=threshold, params=params.evaluate, raw_dir=args.raw)
     write_json(args.metrics, metrics)
     write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots, metrics=metrics)
-    return "; ".join(f"{k}: EER {100 * v['eer']:.2f}% on {v['n_bonafide']}+{v['n_spoof']}" if "eer" in v
-                     else f"{k}: {v['error']}" for k, v in metrics.items())
+    return "; ".join(
+        f"{k}: EER {100 * v['eer']:.2f}% on {v['n_bonafide']}+{v['n_spoof']}" if "eer" in v else f"{k}: {v['error']}"
+        for k, v in metrics.items()
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ Reads: ``<manifest>`` (data/split/manifest.parquet) and the audio it points to (
 ``fmin``: :data:`deepfake_audio.examples.LOG_MEL_KEYS`).
 Writes: ``<out>/`` (plots/examples: ``<group>.png`` per class and attack, and ``overview.png``).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ and ``<out>/manifest.parquet``: the split manifest plus one row per augmented co
 (``utt_id`` ``<id>#aug<k>``, columns ``source_utt_id`` and ``aug_seed``; -1 and "" on original rows).
 The example spectrograms are the ``examples`` stage's (stages/examples.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,20 @@ def body(args: argparse.Namespace, params) -> str:
     check_feature_params(params.features, params.audio)  # before any clip is read
     split_manifest = pd.read_parquet(args.manifest)
     manifest = with_augmented_copies(split_manifest, params)
-    s = extract_features(manifest, audio=params.audio, features=params.features,
-                         frames_path=args.out / "frames.parquet", utterances_path=args.out / "utterances.parquet",
-                         rejects_path=args.out / "rejects.csv")
+    s = extract_features(
+        manifest,
+        audio=params.audio,
+        features=params.features,
+        frames_path=args.out / "frames.parquet",
+        utterances_path=args.out / "utterances.parquet",
+        rejects_path=args.out / "rejects.csv",
+    )
     write_frame(args.out / "manifest.parquet", manifest)
     n_aug = int((manifest["aug_seed"] >= 0).sum())
-    return (f"{s['n_in']} clips in ({n_aug} augmented copies), {s['n_out']} out, {s['n_rejected']} rejected "
-            f"{s['rejects_by_reason']}")
+    return (
+        f"{s['n_in']} clips in ({n_aug} augmented copies), {s['n_out']} out, {s['n_rejected']} rejected "
+        f"{s['rejects_by_reason']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ Writes: ``<out>`` (data/split/manifest.parquet, the manifest plus ``split``) and
 shared between splits, and with each eval set). On every strategy but ``random`` a leak fails
 the stage and nothing is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,20 @@ def body(args: argparse.Namespace, params) -> str:
     report = {"strategy": params.split.strategy, **split_report(out)}
     problems = leaks(report)
     if problems and params.split.strategy != "random":  # random is leaky by design, and says so
-        raise RuntimeError(f"split.strategy={params.split.strategy} leaks: " + "; ".join(problems)
-                           + ". Identical clips in an eval set must be removed from it or from the training "
-                           "sources; official partitions that share speakers need strategy stratified_group")
+        raise RuntimeError(
+            f"split.strategy={params.split.strategy} leaks: "
+            + "; ".join(problems)
+            + ". Identical clips in an eval set must be removed from it or from the training "
+            "sources; official partitions that share speakers need strategy stratified_group"
+        )
     write_frame(args.out, out)
     write_json(args.report, report)
     sizes = ", ".join(f"{k}: {v['n_clips']} clips/{v['n_speakers']} speakers" for k, v in report["splits"].items())
     leak = report["leakage"]
-    return (f"{params.split.strategy}: {len(out)} rows; {sizes}; {leak['n_shared_speakers']} shared speakers, "
-            f"{leak['n_shared_audio']} shared clips")
+    return (
+        f"{params.split.strategy}: {len(out)} rows; {sizes}; {leak['n_shared_speakers']} shared speakers, "
+        f"{leak['n_shared_audio']} shared clips"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

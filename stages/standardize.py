@@ -3,6 +3,7 @@
 Reads: ``<features>/frames.parquet``, ``<features>/utterances.parquet``, ``<manifest>`` (for the split).
 Writes: ``<out>/frames.parquet``, ``<out>/utterances.parquet`` (standardised) and ``<out>/scaler.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,15 @@ def body(args: argparse.Namespace, params) -> str:
     table = fit_table_scaler(args.features / "utterances.parquet", train_ids)
     n_frames = apply_frame_scaler(frames, args.features / "frames.parquet", args.out / "frames.parquet")
     n_rows = apply_table_scaler(table, args.features / "utterances.parquet", args.out / "utterances.parquet")
-    write_json(args.out / "scaler.json", {"fitted_on": "train", "n_train_clips": len(train_ids),
-                                          "frames": frames.to_json(), "utterances": table.to_json()})
+    write_json(
+        args.out / "scaler.json",
+        {
+            "fitted_on": "train",
+            "n_train_clips": len(train_ids),
+            "frames": frames.to_json(),
+            "utterances": table.to_json(),
+        },
+    )
     return f"scalers fitted on {len(train_ids)} train clips; {n_frames} frame rows, {n_rows} utterance rows written"
 
 

@@ -12,6 +12,7 @@ keeps its bundle (its training key in config.json) instead of retraining.
 Multi-GPU: ``torchrun --nproc_per_node=N -m stages.train --model cnn_lstm ...`` trains with
 DistributedDataParallel (NCCL on GPUs, gloo on CPUs); ``train.batch_size`` is per process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,16 +46,19 @@ def body(args: argparse.Namespace, params) -> str:
     if init_distributed(params.train.device) and not kind.distributed:
         raise ValueError(f"{args.model} trains in one process: run it without torchrun")
     rank, world = distributed()
-    key = training_key(kind, section=section, train_params=params.train,
-                       device=select_device(params.train.device).type,
-                       inputs=[args.manifest, args.scaled / TABLES[kind.input], args.scaled / "scaler.json"],
-                       code=code_files(CODE_MODULE),
-                       config={"audio": as_dict(params.audio), "features": as_dict(params.features)})
+    key = training_key(
+        kind,
+        section=section,
+        train_params=params.train,
+        device=select_device(params.train.device).type,
+        inputs=[args.manifest, args.scaled / TABLES[kind.input], args.scaled / "scaler.json"],
+        code=code_files(CODE_MODULE),
+        config={"audio": as_dict(params.audio), "features": as_dict(params.features)},
+    )
     manifest = pd.read_parquet(args.manifest)
 
     def inputs(splits: list[str]):
-        return load_inputs(manifest, input=kind.input, scaled=args.scaled, splits=splits,
-                           groups=kind.groups(section))
+        return load_inputs(manifest, input=kind.input, scaled=args.scaled, splits=splits, groups=kind.groups(section))
 
     if has_weights(args.out, kind) and read_config(args.out).get("training_key") == key:
         # DVC re-runs every model stage when any key of the shared `model` section changes; a model
@@ -67,8 +71,11 @@ def body(args: argparse.Namespace, params) -> str:
     data = inputs(["train", "dev"])
     args.out.mkdir(parents=True, exist_ok=True)
     resuming = kind.resumable_epoch is not None and kind.resumable_epoch(args.out, key) is not None
-    logger = (Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None, resume=resuming) if rank == 0
-              else contextlib.nullcontext())  # rank 0 alone logs, checkpoints and writes the bundle
+    logger = (
+        Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None, resume=resuming)
+        if rank == 0
+        else contextlib.nullcontext()
+    )  # rank 0 alone logs, checkpoints and writes the bundle
     with logger as live:
         summary = kind.fit(data, FitContext(section=section, train=params.train, out_dir=args.out, live=live, key=key))
         if live is not None:
@@ -79,12 +86,21 @@ def body(args: argparse.Namespace, params) -> str:
             return f"{args.model}: rank {rank} of {world} done"
     # Throughput is a measurement, not config: kept out of the bundle so reruns give identical bytes.
     samples_per_s = summary.pop("train_samples_per_s")
-    config = bundle_config(kind, summary, section=section, train_params=params.train, audio=params.audio,
-                           features=params.features, scaler=read_json(args.scaled / "scaler.json"))
+    config = bundle_config(
+        kind,
+        summary,
+        section=section,
+        train_params=params.train,
+        audio=params.audio,
+        features=params.features,
+        scaler=read_json(args.scaled / "scaler.json"),
+    )
     save_config(args.out, {**config, "training_key": key})
     calibrated = calibrate(args.out, data["dev"].y, data["dev"].x)  # the dev inputs training already loaded
-    return (f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
-            f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s; {calibrated}")
+    return (
+        f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
+        f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s; {calibrated}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

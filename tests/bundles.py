@@ -18,6 +18,7 @@ Use from a test module::
     def bundles(tmp_path_factory):
         return session_bundles(tmp_path_factory)
 """
+
 from __future__ import annotations
 
 import threading
@@ -76,11 +77,29 @@ def make_bundles(root: Path, models: tuple[str, ...] = DEFAULT_MODELS) -> dict[s
             params_path.write_text(yaml.safe_dump(tiny_params(models, labels), sort_keys=False), encoding="utf-8")
             p = ["--params", str(params_path)]
             download.main(["--out", str(data / "raw"), *p])
-            split.main(["--manifest", str(data / "raw" / "manifest.parquet"), "--out",
-                        str(data / "split" / "manifest.parquet"), "--report", str(root / "metrics" / "split.json"), *p])
+            split.main(
+                [
+                    "--manifest",
+                    str(data / "raw" / "manifest.parquet"),
+                    "--out",
+                    str(data / "split" / "manifest.parquet"),
+                    "--report",
+                    str(root / "metrics" / "split.json"),
+                    *p,
+                ]
+            )
             features.main(["--manifest", str(data / "split" / "manifest.parquet"), "--out", str(data / "features"), *p])
-            standardize.main(["--features", str(data / "features"), "--manifest",
-                              str(data / "features" / "manifest.parquet"), "--out", str(data / "scaled"), *p])
+            standardize.main(
+                [
+                    "--features",
+                    str(data / "features"),
+                    "--manifest",
+                    str(data / "features" / "manifest.parquet"),
+                    "--out",
+                    str(data / "scaled"),
+                    *p,
+                ]
+            )
         params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
         missing = [m for m in models if m not in params["train"]["models"]]
         if missing:  # a later call asked for more kinds than the first: add them to train.models
@@ -88,14 +107,28 @@ def make_bundles(root: Path, models: tuple[str, ...] = DEFAULT_MODELS) -> dict[s
             params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
         for model, bundle in out.items():
             if not _complete(bundle):
-                train.main(["--model", model, "--manifest", str(data / "features" / "manifest.parquet"),
-                            "--scaled", str(data / "scaled"), "--out", str(bundle),
-                            "--live", str(root / "dvclive" / model), "--params", str(params_path)])
+                train.main(
+                    [
+                        "--model",
+                        model,
+                        "--manifest",
+                        str(data / "features" / "manifest.parquet"),
+                        "--scaled",
+                        str(data / "scaled"),
+                        "--out",
+                        str(bundle),
+                        "--live",
+                        str(root / "dvclive" / model),
+                        "--params",
+                        str(params_path),
+                    ]
+                )
     return out
 
 
-def session_bundles(tmp_path_factory: pytest.TempPathFactory,
-                    models: tuple[str, ...] = DEFAULT_MODELS) -> dict[str, Path]:
+def session_bundles(
+    tmp_path_factory: pytest.TempPathFactory, models: tuple[str, ...] = DEFAULT_MODELS
+) -> dict[str, Path]:
     """:func:`make_bundles` in one folder shared by every test module of a pytest session, so the
     bundles are trained once per session whichever modules ask for them."""
     return make_bundles(tmp_path_factory.getbasetemp() / "tiny_bundles", models)

@@ -2,6 +2,7 @@
 
 Everything here is cheap (numpy + soundfile); nothing touches the network or ``data/``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -85,8 +86,16 @@ def make_wav(tmp_path: Path) -> MakeWav:
     """
     counter = iter(range(10**6))
 
-    def factory(*, kind: str = "sine", duration_s: float = 0.5, sample_rate: int = 16000, channels: int = 1,
-                subtype: str = "PCM_16", seed: int = 0, name: str | None = None) -> Path:
+    def factory(
+        *,
+        kind: str = "sine",
+        duration_s: float = 0.5,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        subtype: str = "PCM_16",
+        seed: int = 0,
+        name: str | None = None,
+    ) -> Path:
         n = int(round(duration_s * sample_rate))
         y = synth(kind, n_samples=n, sample_rate=sample_rate, seed=seed)
         if channels > 1:

@@ -2,6 +2,7 @@
 
 Bundles are tiny real models (tests/bundles.py), trained once per session; clips are generated.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,8 +49,9 @@ def predictors(bundles: dict[str, Path]) -> dict[str, Predictor]:
     return {name: Predictor.load(path) for name, path in bundles.items()}
 
 
-def wav_bytes(*, kind: str = "harmonic", duration_s: float = 0.6, sample_rate: int = 16000, fmt: str = "WAV",
-              seed: int = 0) -> bytes:
+def wav_bytes(
+    *, kind: str = "harmonic", duration_s: float = 0.6, sample_rate: int = 16000, fmt: str = "WAV", seed: int = 0
+) -> bytes:
     y = synth(kind, n_samples=int(duration_s * sample_rate), sample_rate=sample_rate, seed=seed)
     buf = io.BytesIO()
     sf.write(buf, y, sample_rate, format=fmt, **({"subtype": "PCM_16"} if fmt in ("WAV", "FLAC") else {}))
@@ -64,14 +66,17 @@ def test_check_upload_accepts_allowed_types_in_any_case(name: str) -> None:
     assert webapp.check_upload(name, 1000) == Path(name).suffix.lower().lstrip(".")
 
 
-@pytest.mark.parametrize("name, size, reason, says", [
-    ("notes.txt", 100, "type", "'notes.txt' is a .txt file: upload a WAV, FLAC, OGG or MP3 file."),
-    ("clip.m4a", 100, "type", "is a .m4a file"),
-    ("clip", 100, "type", "'clip' has no file suffix"),
-    ("clip.wav.exe", 100, "type", "is a .exe file"),
-    ("clip.wav", 0, "empty", "0 bytes"),
-    ("clip.wav", 20 * 2**20 + 1, "too_large", "the limit is 20 MB"),
-])
+@pytest.mark.parametrize(
+    "name, size, reason, says",
+    [
+        ("notes.txt", 100, "type", "'notes.txt' is a .txt file: upload a WAV, FLAC, OGG or MP3 file."),
+        ("clip.m4a", 100, "type", "is a .m4a file"),
+        ("clip", 100, "type", "'clip' has no file suffix"),
+        ("clip.wav.exe", 100, "type", "is a .exe file"),
+        ("clip.wav", 0, "empty", "0 bytes"),
+        ("clip.wav", 20 * 2**20 + 1, "too_large", "the limit is 20 MB"),
+    ],
+)
 def test_check_upload_rejects_with_a_clear_message(name: str, size: int, reason: str, says: str) -> None:
     with pytest.raises(webapp.UploadError, match=re.escape(says)) as info:
         webapp.check_upload(name, size)
@@ -102,14 +107,17 @@ def test_resolve_dirs_reads_the_environment(tmp_path: Path) -> None:
     assert webapp.resolve_dirs(env, root=Path("/nowhere"))[1] == tmp_path / "elsewhere"
 
 
-@pytest.mark.parametrize("text, expected", [
-    (json.dumps({"test": {"eer": 0.25}, "bench": {"eer": 0.5}}), 0.25),
-    (json.dumps({"bench": {"eer": 0.5}}), None),          # no test block
-    (json.dumps({"test": {"eer": None}}), None),
-    (json.dumps({"test": {"eer": 1.5}}), None),           # not a fraction
-    (json.dumps({"test": {"eer": "NaN"}}), None),
-    ("{not json", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (json.dumps({"test": {"eer": 0.25}, "bench": {"eer": 0.5}}), 0.25),
+        (json.dumps({"bench": {"eer": 0.5}}), None),  # no test block
+        (json.dumps({"test": {"eer": None}}), None),
+        (json.dumps({"test": {"eer": 1.5}}), None),  # not a fraction
+        (json.dumps({"test": {"eer": "NaN"}}), None),
+        ("{not json", None),
+    ],
+)
 def test_read_test_eer(tmp_path: Path, text: str, expected: float | None) -> None:
     (tmp_path / "m.json").write_text(text, encoding="utf-8")
     assert webapp.read_test_eer(tmp_path, "m") == expected
@@ -126,8 +134,9 @@ def test_format_seconds(value: float, text: str) -> None:
     assert webapp.format_seconds(value) == text
 
 
-@pytest.mark.parametrize("value, text", [(0.0284, "+0.028"), (-1.0024, "-1.002"), (-0.0001, "+0.000"),
-                                         (-0.0, "+0.000"), (2.0, "+2.000")])
+@pytest.mark.parametrize(
+    "value, text", [(0.0284, "+0.028"), (-1.0024, "-1.002"), (-0.0001, "+0.000"), (-0.0, "+0.000"), (2.0, "+2.000")]
+)
 def test_format_signed_never_shows_minus_zero(value: float, text: str) -> None:
     assert webapp.format_signed(value) == text
 
@@ -190,24 +199,27 @@ def test_analysis_of_a_long_clip_has_a_window_timeline(predictors: dict[str, Pre
 
 @pytest.mark.parametrize("fmt, name", [("FLAC", "c.flac"), ("OGG", "c.ogg"), ("MP3", "c.mp3")])
 def test_every_allowed_type_is_analysed(predictors: dict[str, Predictor], fmt: str, name: str) -> None:
-    analysis = webapp.analyse_upload(wav_bytes(fmt=fmt, duration_s=1.5, sample_rate=22050), name,
-                                     predictors["xgboost"])
+    analysis = webapp.analyse_upload(wav_bytes(fmt=fmt, duration_s=1.5, sample_rate=22050), name, predictors["xgboost"])
     assert analysis.sample_rate == 16000  # resampled to the model's rate
     assert analysis.duration_s == pytest.approx(1.5, abs=0.1)  # mp3 frames pad a little
     assert analysis.decision in ("bonafide", "spoof")
 
 
-@pytest.mark.parametrize("bad, reason, says", [
-    ("zero_bytes", "empty", "empty"),
-    ("truncated", "corrupt", "could not be decoded"),
-    ("not_audio", "unsupported", "not recognised as WAV, FLAC, OGG"),
-    ("nan", "non_finite", "NaN or infinite"),
-    ("inf", "non_finite", "NaN or infinite"),
-    ("silent", "silent", "silent"),
-    ("too_short", "too_short", "too short|needs at least"),
-])
-def test_bad_files_get_a_clear_message(predictors: dict[str, Predictor], bad_files: dict[str, Path],
-                                       bad: str, reason: str, says: str) -> None:
+@pytest.mark.parametrize(
+    "bad, reason, says",
+    [
+        ("zero_bytes", "empty", "empty"),
+        ("truncated", "corrupt", "could not be decoded"),
+        ("not_audio", "unsupported", "not recognised as WAV, FLAC, OGG"),
+        ("nan", "non_finite", "NaN or infinite"),
+        ("inf", "non_finite", "NaN or infinite"),
+        ("silent", "silent", "silent"),
+        ("too_short", "too_short", "too short|needs at least"),
+    ],
+)
+def test_bad_files_get_a_clear_message(
+    predictors: dict[str, Predictor], bad_files: dict[str, Path], bad: str, reason: str, says: str
+) -> None:
     path = bad_files[bad]
     with pytest.raises(webapp.UploadError, match=says) as info:
         webapp.analyse_upload(path.read_bytes(), path.name, predictors["xgboost"])
@@ -221,9 +233,9 @@ def test_a_clip_over_the_duration_limit_is_refused(predictors: dict[str, Predict
 
 
 @pytest.mark.parametrize("data, fails", [(wav_bytes(), False), (b"not audio at all" * 10, True)])
-def test_uploads_are_written_to_a_temporary_folder_and_deleted(predictors: dict[str, Predictor], tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch, data: bytes,
-                                                              fails: bool) -> None:
+def test_uploads_are_written_to_a_temporary_folder_and_deleted(
+    predictors: dict[str, Predictor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, fails: bool
+) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spool))
@@ -321,8 +333,9 @@ def test_page_without_models_says_to_run_dvc_repro(monkeypatch: pytest.MonkeyPat
     assert len(at.file_uploader) == 0 and len(at.selectbox) == 0
 
 
-def test_page_lists_the_models_and_waits_for_an_upload(monkeypatch: pytest.MonkeyPatch, models_dir: Path,
-                                                       metrics_dir: Path) -> None:
+def test_page_lists_the_models_and_waits_for_an_upload(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path
+) -> None:
     at = app_test(monkeypatch, models_dir, metrics_dir).run()
     assert not at.exception and not at.error
     box = at.selectbox[0]
@@ -339,8 +352,9 @@ def test_page_lists_the_models_and_waits_for_an_upload(monkeypatch: pytest.Monke
     assert f"bundle `{models_dir / 'cnn_lstm'}`" in texts(at.caption)
 
 
-def test_page_scores_an_upload(monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path,
-                               predictors: dict[str, Predictor]) -> None:
+def test_page_scores_an_upload(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path, predictors: dict[str, Predictor]
+) -> None:
     at = app_test(monkeypatch, models_dir, metrics_dir).run()
     at.selectbox[0].set_value("xgboost").run()
     data = wav_bytes(duration_s=3.0, seed=7)
@@ -358,26 +372,33 @@ def test_page_scores_an_upload(monkeypatch: pytest.MonkeyPatch, models_dir: Path
     low = expected.min_window
     assert low.score == min(w.score for w in expected.windows)
     assert f"scored in {len(expected.windows)} windows and its score is their mean" in texts(at.caption)
-    assert (f"most spoof-like window is {webapp.format_seconds(low.start_s)} to {webapp.format_seconds(low.end_s)} s"
-            in texts(at.caption))
+    assert (
+        f"most spoof-like window is {webapp.format_seconds(low.start_s)} to {webapp.format_seconds(low.end_s)} s"
+        in texts(at.caption)
+    )
 
 
-def test_page_shows_no_timeline_for_a_short_clip(monkeypatch: pytest.MonkeyPatch, models_dir: Path,
-                                                 metrics_dir: Path) -> None:
+def test_page_shows_no_timeline_for_a_short_clip(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path
+) -> None:
     at = app_test(monkeypatch, models_dir, metrics_dir).run()
     at.file_uploader[0].upload("short.ogg", wav_bytes(fmt="OGG", duration_s=0.8), "audio/ogg").run()
     assert not at.exception and not at.error
     assert [s.value for s in at.subheader] == ["Waveform", "Log-mel spectrogram"]
 
 
-@pytest.mark.parametrize("name, data, says", [
-    ("notes.txt", b"hello", "'notes.txt' is a .txt file: upload a WAV, FLAC, OGG or MP3 file."),
-    ("broken.wav", b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\x00" * 40, "could not be decoded"),
-    ("text.mp3", b"this is not an mp3\n" * 50, "not really MP3 audio"),
-    ("empty.flac", b"", "is empty (0 bytes)"),
-])
-def test_page_explains_a_bad_upload(monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path,
-                                    name: str, data: bytes, says: str) -> None:
+@pytest.mark.parametrize(
+    "name, data, says",
+    [
+        ("notes.txt", b"hello", "'notes.txt' is a .txt file: upload a WAV, FLAC, OGG or MP3 file."),
+        ("broken.wav", b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\x00" * 40, "could not be decoded"),
+        ("text.mp3", b"this is not an mp3\n" * 50, "not really MP3 audio"),
+        ("empty.flac", b"", "is empty (0 bytes)"),
+    ],
+)
+def test_page_explains_a_bad_upload(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path, name: str, data: bytes, says: str
+) -> None:
     at = app_test(monkeypatch, models_dir, metrics_dir).run()
     at.file_uploader[0].upload(name, data).run()
     assert not at.exception

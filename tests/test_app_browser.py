@@ -5,6 +5,7 @@ Streamlit server runs as a subprocess on a free localhost port, reading tiny tes
 (tests/bundles.py) through ``DEEPFAKE_AUDIO_MODELS_DIR``. ``make apt`` installs chromium, so in
 CI these tests run; they skip only where no chromium is installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ def find_chromium() -> str | None:
 
 CHROMIUM = find_chromium()
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (`make apt` installs Debian's)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (`make apt` installs Debian's)"),
+]
 
 
 def free_port() -> int:
@@ -79,14 +82,34 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     metrics.mkdir()
     (metrics / "xgboost.json").write_text(json.dumps({"test": {"eer": 0.125}}), encoding="utf-8")
     port = free_port()
-    env = {**os.environ, webapp.MODELS_DIR_ENV: str(models_dir), webapp.METRICS_DIR_ENV: str(metrics),
-           "HOME": str(work)}  # streamlit's ~/.streamlit stays inside the test's folder
+    env = {
+        **os.environ,
+        webapp.MODELS_DIR_ENV: str(models_dir),
+        webapp.METRICS_DIR_ENV: str(metrics),
+        "HOME": str(work),
+    }  # streamlit's ~/.streamlit stays inside the test's folder
     log_path = work / "streamlit.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), *make_app_flags(),
-             "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(APP),
+                *make_app_flags(),
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://localhost:{port}"
     try:
         wait_healthy(url, proc, log_path)
@@ -120,8 +143,9 @@ def open_page(browser, url: str):
     return page
 
 
-def test_upload_shows_the_decision_in_a_real_browser(server: str, browser, models_dir: Path, make_wav,
-                                                     tmp_path: Path) -> None:
+def test_upload_shows_the_decision_in_a_real_browser(
+    server: str, browser, models_dir: Path, make_wav, tmp_path: Path
+) -> None:
     clip = make_wav(kind="harmonic", duration_s=3.0, seed=11, name="speech.wav")
     expected = webapp.analyse_file(clip, Predictor.load(best_bundle(models_dir)))
     page = open_page(browser, server)
@@ -134,8 +158,11 @@ def test_upload_shows_the_decision_in_a_real_browser(server: str, browser, model
     assert decision.inner_text() == f"Decision: {expected.decision_label}"
     page.get_by_role("heading", name="Score over time").wait_for()
     images = page.locator("[data-testid='stImage'] img, [data-testid='stImageContainer'] img")
-    page.wait_for_function("n => document.querySelectorAll('img').length >= n && "
-                           "[...document.querySelectorAll('img')].every(i => i.complete)", arg=3)
+    page.wait_for_function(
+        "n => document.querySelectorAll('img').length >= n && "
+        "[...document.querySelectorAll('img')].every(i => i.complete)",
+        arg=3,
+    )
     assert images.count() >= 3  # waveform, log-mel spectrogram, score timeline
     assert page.get_by_text(f"{expected.prob_bonafide:.1%}", exact=True).count() == 1
 

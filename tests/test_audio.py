@@ -1,17 +1,24 @@
 """Tests for deepfake_audio.audio: decoding, downmix, resampling, fixed length, atomic writes."""
+
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from deepfake_audio.audio import SILENCE_PEAK, fix_length, load_audio, read_audio, resample, write_audio
-from deepfake_audio.errors import (AudioError, CorruptAudio, EmptyAudio, NonFiniteAudio, SilentAudio,
-                                   TooShortAudio, UnsupportedAudio)
+from deepfake_audio.errors import (
+    AudioError,
+    CorruptAudio,
+    EmptyAudio,
+    NonFiniteAudio,
+    SilentAudio,
+    TooShortAudio,
+    UnsupportedAudio,
+)
 from tests.conftest import channel_gains, synth
 
 PCM16_STEP = 1.0 / 32768

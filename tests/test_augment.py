@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.augment: the ops, the config, seeded draws and the manifest copies."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +9,23 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from deepfake_audio.augment import (AUG_COLUMNS, CODECS, OPS, AugmentConfig, CodecUnavailableError, add_noise,
-                                    aug_seed, augment, available_codecs, band_limit, codec, pitch_shift,
-                                    plan_augmentations, resample_chain, time_stretch)
+from deepfake_audio.augment import (
+    AUG_COLUMNS,
+    CODECS,
+    OPS,
+    AugmentConfig,
+    CodecUnavailableError,
+    add_noise,
+    aug_seed,
+    augment,
+    available_codecs,
+    band_limit,
+    codec,
+    pitch_shift,
+    plan_augmentations,
+    resample_chain,
+    time_stretch,
+)
 from deepfake_audio.errors import AudioError, ParamError, SilentAudio
 from deepfake_audio.params import from_dict
 from tests.conftest import synth
@@ -38,13 +53,15 @@ def dominant_hz(y: np.ndarray, *, sample_rate: int) -> float:
 
 def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
     noise = noisy.astype(np.float64) - clean
-    return float(10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2)))
+    return float(10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2)))
 
 
 def needs_codec(name: str):
-    return pytest.mark.skipif(name not in available_codecs(),
-                              reason=f"libsndfile {sf.__libsndfile_version__} cannot encode {name}; "
-                                     f"formats: {sorted(sf.available_formats())}")
+    return pytest.mark.skipif(
+        name not in available_codecs(),
+        reason=f"libsndfile {sf.__libsndfile_version__} cannot encode {name}; "
+        f"formats: {sorted(sf.available_formats())}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +141,15 @@ def test_every_op_returns_finite_float32_within_full_scale(op: str) -> None:
             assert len(out) == len(loud)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, 100), dtype=np.float32), "shape"),
-    (np.zeros(0, dtype=np.float32), "shape"),
-    (np.zeros(100, dtype=np.int16), "dtype"),
-    (np.array([0.0, np.nan, 0.1], dtype=np.float32), "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((2, 100), dtype=np.float32), "shape"),
+        (np.zeros(0, dtype=np.float32), "shape"),
+        (np.zeros(100, dtype=np.int16), "dtype"),
+        (np.array([0.0, np.nan, 0.1], dtype=np.float32), "finite"),
+    ],
+)
 def test_ops_reject_bad_input(bad: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         band_limit(bad, sample_rate=SR, low_hz=300.0, high_hz=3400.0)
@@ -185,7 +205,8 @@ def test_noise_color_sets_the_spectral_slope(voice: np.ndarray, color: str, high
     """Octave 2-4 kHz against octave 250-500 Hz: white gains 3 dB per octave, pink is flat per octave."""
     noise = add_noise(voice, snr_db=0.0, rng=np.random.default_rng(1), color=color).astype(np.float64) - voice
     ratio = band_energy(noise, sample_rate=SR, low_hz=2000, high_hz=4000) / band_energy(
-        noise, sample_rate=SR, low_hz=250, high_hz=500)
+        noise, sample_rate=SR, low_hz=250, high_hz=500
+    )
     assert 10 * np.log10(ratio) == pytest.approx(high_over_low_db, abs=1.5)
 
 
@@ -194,8 +215,9 @@ def test_add_noise_refuses_an_all_zero_clip() -> None:
         add_noise(np.zeros(1000, dtype=np.float32), snr_db=20.0, rng=np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"snr_db": np.nan}, "snr_db"),
-                                           ({"snr_db": 10.0, "color": "brown"}, "color")])
+@pytest.mark.parametrize(
+    "kwargs, match", [({"snr_db": np.nan}, "snr_db"), ({"snr_db": 10.0, "color": "brown"}, "color")]
+)
 def test_add_noise_rejects_bad_options(voice: np.ndarray, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         add_noise(voice, rng=np.random.default_rng(0), **kwargs)
@@ -222,8 +244,10 @@ def test_codec_keeps_length_and_alignment_but_changes_samples(name: str, sample_
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=needs_codec(n)) for n in CODECS])
 def test_codec_bitrate_controls_the_error(voice: np.ndarray, name: str) -> None:
-    errors = [float(np.mean((codec(voice, sample_rate=SR, format=name, bitrate_kbps=kbps) - voice) ** 2))
-              for kbps in (12.0, 64.0)]
+    errors = [
+        float(np.mean((codec(voice, sample_rate=SR, format=name, bitrate_kbps=kbps) - voice) ** 2))
+        for kbps in (12.0, 64.0)
+    ]
     assert errors[0] > 2 * errors[1]
 
 
@@ -270,8 +294,12 @@ def test_resample_chain_must_go_down(white: np.ndarray) -> None:
 def test_band_limit_removes_energy_outside_the_band(white: np.ndarray, low_hz: float, high_hz: float) -> None:
     out = band_limit(white, sample_rate=SR, low_hz=low_hz, high_hz=high_hz)
     assert out.shape == white.shape and out.dtype == np.float32
-    kept = lambda lo, hi: band_energy(out, sample_rate=SR, low_hz=lo, high_hz=hi) / band_energy(  # noqa: E731
-        white, sample_rate=SR, low_hz=lo, high_hz=hi)
+
+    def kept(lo: float, hi: float) -> float:
+        return band_energy(out, sample_rate=SR, low_hz=lo, high_hz=hi) / band_energy(
+            white, sample_rate=SR, low_hz=lo, high_hz=hi
+        )
+
     assert kept(high_hz, np.inf) < 0.05
     if low_hz > 0:
         assert kept(0.0, low_hz) < 0.05
@@ -302,26 +330,29 @@ def test_default_config_is_valid_and_off() -> None:
     assert set(config.ops) == set(OPS)
 
 
-@pytest.mark.parametrize("changes, key", [
-    ({"copies": -1}, "copies"),
-    ({"copies": 1.5}, "copies"),
-    ({"seed": -3}, "seed"),
-    ({"ops": ()}, "ops"),
-    ({"ops": ("time_stretch", "echo")}, "ops[1]"),
-    ({"ops": ("noise", "noise")}, "ops"),
-    ({"stretch_rate": (1.1, 0.9)}, "stretch_rate"),
-    ({"stretch_rate": (0.0, 1.0)}, "stretch_rate"),
-    ({"pitch_semitones": (-20.0, 2.0)}, "pitch_semitones"),
-    ({"snr_db": (np.nan, 10.0)}, "snr_db"),
-    ({"snr_db": (10.0,)}, "snr_db"),
-    ({"noise_colors": ("brown",)}, "noise_colors[0]"),
-    ({"codecs": ("mp3", "aac")}, "codecs[1]"),
-    ({"codecs": ()}, "codecs"),
-    ({"codec_kbps": (2.0, 10.0)}, "codec_kbps"),
-    ({"resample_rates": (8000, 0)}, "resample_rates[1]"),
-    ({"band_limit_hz": ((3400.0, 300.0),)}, "band_limit_hz[0]"),
-    ({"band_limit_hz": ()}, "band_limit_hz"),
-])
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"copies": -1}, "copies"),
+        ({"copies": 1.5}, "copies"),
+        ({"seed": -3}, "seed"),
+        ({"ops": ()}, "ops"),
+        ({"ops": ("time_stretch", "echo")}, "ops[1]"),
+        ({"ops": ("noise", "noise")}, "ops"),
+        ({"stretch_rate": (1.1, 0.9)}, "stretch_rate"),
+        ({"stretch_rate": (0.0, 1.0)}, "stretch_rate"),
+        ({"pitch_semitones": (-20.0, 2.0)}, "pitch_semitones"),
+        ({"snr_db": (np.nan, 10.0)}, "snr_db"),
+        ({"snr_db": (10.0,)}, "snr_db"),
+        ({"noise_colors": ("brown",)}, "noise_colors[0]"),
+        ({"codecs": ("mp3", "aac")}, "codecs[1]"),
+        ({"codecs": ()}, "codecs"),
+        ({"codec_kbps": (2.0, 10.0)}, "codec_kbps"),
+        ({"resample_rates": (8000, 0)}, "resample_rates[1]"),
+        ({"band_limit_hz": ((3400.0, 300.0),)}, "band_limit_hz[0]"),
+        ({"band_limit_hz": ()}, "band_limit_hz"),
+    ],
+)
 def test_config_errors_name_the_key(changes: dict, key: str) -> None:
     config = dataclasses.replace(AugmentConfig(), **changes)
     with pytest.raises(ParamError) as err:
@@ -342,8 +373,9 @@ def test_config_checks_rates_against_the_audio() -> None:
 
 
 def test_config_loads_from_yaml_mappings() -> None:
-    config = from_dict(AugmentConfig, {"copies": 2, "snr_db": [5, 20], "band_limit_hz": [[300, 3400]]},
-                       prefix="features.augment")
+    config = from_dict(
+        AugmentConfig, {"copies": 2, "snr_db": [5, 20], "band_limit_hz": [[300, 3400]]}, prefix="features.augment"
+    )
     assert config.copies == 2 and config.snr_db == (5.0, 20.0) and config.band_limit_hz == ((300.0, 3400.0),)
     with pytest.raises(ParamError) as err:
         from_dict(AugmentConfig, {"copies": 2, "stretch_rate": [1.2, 0.8]}, prefix="features.augment")
@@ -357,15 +389,17 @@ def test_config_loads_from_yaml_mappings() -> None:
 
 def tiny_manifest() -> pd.DataFrame:
     splits = ["train", "train", "dev", "test", "train", "eval:bench", "excluded", "test"]
-    return pd.DataFrame({
-        "utt_id": [f"u{i}" for i in range(len(splits))],
-        "path": [f"wav/u{i}.wav" for i in range(len(splits))],
-        "label": ["bonafide", "spoof", "spoof", "bonafide", "spoof", "spoof", "spoof", "spoof"],
-        "speaker": ["s1", "s1", "s2", "s3", "s4", "s5", "s2", "s3"],
-        "attack": ["-", "A01", "A02", "-", "A02", "A09", "A01", "A01"],
-        "source": ["demo"] * len(splits),
-        "split": splits,
-    })
+    return pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(len(splits))],
+            "path": [f"wav/u{i}.wav" for i in range(len(splits))],
+            "label": ["bonafide", "spoof", "spoof", "bonafide", "spoof", "spoof", "spoof", "spoof"],
+            "speaker": ["s1", "s1", "s2", "s3", "s4", "s5", "s2", "s3"],
+            "attack": ["-", "A01", "A02", "-", "A02", "A09", "A01", "A01"],
+            "source": ["demo"] * len(splits),
+            "split": splits,
+        }
+    )
 
 
 def test_plan_copies_train_rows_only_and_inherits_their_columns() -> None:

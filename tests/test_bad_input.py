@@ -12,6 +12,7 @@ Decisions recorded here: all-zero audio is rejected as ``silent`` (digital silen
 evidence either way); a clip shorter than one frame is ``too_short`` under ``min_duration_s``
 and is tile-padded to the clip length when ``min_duration_s`` is 0.
 """
+
 from __future__ import annotations
 
 import re
@@ -103,7 +104,7 @@ def _cut_wav(root: Path, name: str, *, keep: float | int) -> Path:
     data = full.read_bytes()
     full.unlink()
     path = root / f"{name}.wav"
-    path.write_bytes(data[:keep if isinstance(keep, int) else int(len(data) * keep)])
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
     return path
 
 
@@ -134,6 +135,7 @@ def _non_finite(value: float) -> Callable[[Path], Path]:
         y = _tone(SR)
         y[100] = value
         return write_signal(root / f"{value}.wav", y, SR, subtype="FLOAT")
+
     return build
 
 
@@ -159,20 +161,50 @@ def _lying_header(root: Path) -> Path:
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
-    "good": _good, "rate_8k": _rate_8k, "stereo": _stereo, "pcm_24": _pcm_24, "mp3": _mp3, "ogg": _ogg,
-    "ten_minutes": _ten_minutes, "truncated_data": _truncated_data,
-    "zero_bytes": _zero_bytes, "truncated_header": _truncated_header, "not_audio": _not_audio,
-    "nan": _non_finite(np.nan), "inf": _non_finite(np.inf), "all_zero": _all_zero,
-    "shorter_than_one_frame": _shorter_than_one_frame, "lying_header": _lying_header,
+    "good": _good,
+    "rate_8k": _rate_8k,
+    "stereo": _stereo,
+    "pcm_24": _pcm_24,
+    "mp3": _mp3,
+    "ogg": _ogg,
+    "ten_minutes": _ten_minutes,
+    "truncated_data": _truncated_data,
+    "zero_bytes": _zero_bytes,
+    "truncated_header": _truncated_header,
+    "not_audio": _not_audio,
+    "nan": _non_finite(np.nan),
+    "inf": _non_finite(np.inf),
+    "all_zero": _all_zero,
+    "shorter_than_one_frame": _shorter_than_one_frame,
+    "lying_header": _lying_header,
 }
 EXPECTED = {
-    "good": HANDLED, "rate_8k": HANDLED, "stereo": HANDLED, "pcm_24": HANDLED, "mp3": HANDLED, "ogg": HANDLED,
-    "ten_minutes": HANDLED, "truncated_data": HANDLED,
-    "zero_bytes": "empty", "truncated_header": "corrupt", "not_audio": "unsupported", "nan": "non_finite",
-    "inf": "non_finite", "all_zero": "silent", "shorter_than_one_frame": "too_short", "lying_header": "corrupt",
+    "good": HANDLED,
+    "rate_8k": HANDLED,
+    "stereo": HANDLED,
+    "pcm_24": HANDLED,
+    "mp3": HANDLED,
+    "ogg": HANDLED,
+    "ten_minutes": HANDLED,
+    "truncated_data": HANDLED,
+    "zero_bytes": "empty",
+    "truncated_header": "corrupt",
+    "not_audio": "unsupported",
+    "nan": "non_finite",
+    "inf": "non_finite",
+    "all_zero": "silent",
+    "shorter_than_one_frame": "too_short",
+    "lying_header": "corrupt",
 }
-TONE = {"rate_8k": TONE_RMS, "stereo": TONE_RMS / 2, "pcm_24": TONE_RMS, "mp3": TONE_RMS, "ogg": TONE_RMS,
-        "ten_minutes": TONE_RMS, "truncated_data": TONE_RMS}
+TONE = {
+    "rate_8k": TONE_RMS,
+    "stereo": TONE_RMS / 2,
+    "pcm_24": TONE_RMS,
+    "mp3": TONE_RMS,
+    "ogg": TONE_RMS,
+    "ten_minutes": TONE_RMS,
+    "truncated_data": TONE_RMS,
+}
 assert set(BUILDERS) == set(EXPECTED) and set(TONE) <= set(EXPECTED)
 
 
@@ -182,10 +214,15 @@ def _build(root: Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["utt_id", "path"])
 
 
-def _run(manifest: pd.DataFrame, out: Path, *, audio: AudioParams = AUDIO,
-         features: FeatureParams = FEATURES) -> dict:
-    return extract_features(manifest, audio=audio, features=features, frames_path=out / "frames.parquet",
-                            utterances_path=out / "utterances.parquet", rejects_path=out / "rejects.csv")
+def _run(manifest: pd.DataFrame, out: Path, *, audio: AudioParams = AUDIO, features: FeatureParams = FEATURES) -> dict:
+    return extract_features(
+        manifest,
+        audio=audio,
+        features=features,
+        frames_path=out / "frames.parquet",
+        utterances_path=out / "utterances.parquet",
+        rejects_path=out / "rejects.csv",
+    )
 
 
 def _rejects(out: Path) -> pd.DataFrame:
@@ -202,8 +239,17 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ids, x = read_frames(out / "frames.parquet")
     names = pq.read_schema(out / "frames.parquet").metadata[b"feature_names"].decode().split(",")
     utt = pq.read_table(out / "utterances.parquet").to_pandas()
-    return {"root": root, "manifest": manifest, "summary": summary, "out": out, "ids": ids, "x": x,
-            "names": names, "utt": utt, "rejects": _rejects(out)}
+    return {
+        "root": root,
+        "manifest": manifest,
+        "summary": summary,
+        "out": out,
+        "ids": ids,
+        "x": x,
+        "names": names,
+        "utt": utt,
+        "rejects": _rejects(out),
+    }
 
 
 # ---------------------------------------------------------------- every case, one stage run
@@ -267,8 +313,7 @@ def test_above_the_fraction_raises_listing_top_reasons_with_counts(stage: dict, 
     n, n_rejected = stage["summary"]["n_in"], stage["summary"]["n_rejected"]
     limit = (n_rejected - 1) / n  # one reject too many
     with pytest.raises(RuntimeError) as info:
-        _run(stage["manifest"], tmp_path, features=FeatureParams(n_jobs=1, chunk_size=4,
-                                                                 max_reject_fraction=limit))
+        _run(stage["manifest"], tmp_path, features=FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=limit))
     message = str(info.value)
     assert f"{n_rejected} of {n} clips rejected" in message
     assert f"max_reject_fraction={limit}" in message
@@ -287,8 +332,9 @@ def test_above_the_fraction_raises_listing_top_reasons_with_counts(stage: dict, 
 def test_at_the_fraction_passes_and_writes_rejects(stage: dict, tmp_path: Path) -> None:
     """The check is ``>``: a reject fraction equal to the limit passes."""
     n, n_rejected = stage["summary"]["n_in"], stage["summary"]["n_rejected"]
-    summary = _run(stage["manifest"], tmp_path,
-                   features=FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=n_rejected / n))
+    summary = _run(
+        stage["manifest"], tmp_path, features=FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=n_rejected / n)
+    )
     assert summary == stage["summary"]
     assert _rejects(tmp_path).equals(stage["rejects"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUTS)
@@ -303,13 +349,16 @@ def test_unreadable_files_never_abort_the_other_clips(tmp_path: Path) -> None:
     root.mkdir()
     rng = np.random.default_rng(7)
     garbage = {
-        "random.wav": rng.bytes(5000), "random.mp3": rng.bytes(5000), "random.flac": rng.bytes(5000),
-        "text.ogg": b"not audio\n" * 30, "text.mp3": b"not audio\n" * 30, "header_only.flac": b"fLaC",
+        "random.wav": rng.bytes(5000),
+        "random.mp3": rng.bytes(5000),
+        "random.flac": rng.bytes(5000),
+        "text.ogg": b"not audio\n" * 30,
+        "text.mp3": b"not audio\n" * 30,
+        "header_only.flac": b"fLaC",
     }
     for name, data in garbage.items():
         (root / name).write_bytes(data)
-    bad_paths = [root / name for name in garbage] + [root / "a_folder.wav", root / "missing.wav",
-                                                     _lying_header(root)]
+    bad_paths = [root / name for name in garbage] + [root / "a_folder.wav", root / "missing.wav", _lying_header(root)]
     (root / "a_folder.wav").mkdir()
     rows = []
     for i, bad in enumerate(bad_paths):

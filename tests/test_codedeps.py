@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.codedeps: the static import closure, on tiny fake projects in tmp_path."""
+
 from __future__ import annotations
 
 import textwrap
@@ -19,36 +20,55 @@ def make_project(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_relative_imports_resolve_from_the_importing_module(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from .b import f\n",
-        "pkg/b.py": "from . import c\nf = 1\n",
-        "pkg/c.py": "from .sub.d import g\n",
-        "pkg/sub/__init__.py": "from .d import g\n",
-        "pkg/sub/d.py": "from ..e import h\ng = 1\n",
-        "pkg/e.py": "h = 1\n",
-        "pkg/unused.py": "",
-    })
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from .b import f\n",
+            "pkg/b.py": "from . import c\nf = 1\n",
+            "pkg/c.py": "from .sub.d import g\n",
+            "pkg/sub/__init__.py": "from .d import g\n",
+            "pkg/sub/d.py": "from ..e import h\ng = 1\n",
+            "pkg/e.py": "h = 1\n",
+            "pkg/unused.py": "",
+        },
+    )
     assert import_closure("pkg.a", root=tmp_path) == [
-        "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/c.py", "pkg/e.py", "pkg/sub/__init__.py", "pkg/sub/d.py"]
+        "pkg/__init__.py",
+        "pkg/a.py",
+        "pkg/b.py",
+        "pkg/c.py",
+        "pkg/e.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/d.py",
+    ]
 
 
 def test_relative_import_in_a_package_init_is_relative_to_that_package(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/sub/__init__.py": "from . import x\nfrom .. import y\n",
-        "pkg/sub/x.py": "",
-        "pkg/y.py": "",
-        "pkg/sub/y.py": "",  # not the `y` of `from .. import y`
-    })
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/sub/__init__.py": "from . import x\nfrom .. import y\n",
+            "pkg/sub/x.py": "",
+            "pkg/y.py": "",
+            "pkg/sub/y.py": "",  # not the `y` of `from .. import y`
+        },
+    )
     assert import_closure("pkg.sub", root=tmp_path) == [
-        "pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/x.py", "pkg/y.py"]
+        "pkg/__init__.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/x.py",
+        "pkg/y.py",
+    ]
 
 
 def test_imports_inside_functions_classes_and_try_blocks_count(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/main.py": """
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/main.py": """
             def run():
                 import pkg.lazy
                 return pkg.lazy
@@ -62,67 +82,91 @@ def test_imports_inside_functions_classes_and_try_blocks_count(tmp_path: Path) -
             except ImportError:
                 x = None
             """,
-        "pkg/lazy.py": "",
-        "pkg/in_method.py": "",
-        "pkg/optional.py": "x = 1\n",
-        "pkg/never.py": "",
-    })
+            "pkg/lazy.py": "",
+            "pkg/in_method.py": "",
+            "pkg/optional.py": "x = 1\n",
+            "pkg/never.py": "",
+        },
+    )
     assert import_closure("pkg.main", root=tmp_path) == [
-        "pkg/__init__.py", "pkg/in_method.py", "pkg/lazy.py", "pkg/main.py", "pkg/optional.py"]
+        "pkg/__init__.py",
+        "pkg/in_method.py",
+        "pkg/lazy.py",
+        "pkg/main.py",
+        "pkg/optional.py",
+    ]
 
 
 def test_from_package_import_name_takes_the_submodule_only_when_it_exists(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "CONSTANT = 1\ndef helper(): ...\n",
-        "pkg/main.py": "from pkg import CONSTANT, helper, mod, subpkg\n",
-        "pkg/mod.py": "",
-        "pkg/subpkg/__init__.py": "",
-        "pkg/subpkg/inner.py": "",  # not imported by anyone
-        "pkg/other.py": "",
-    })
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "CONSTANT = 1\ndef helper(): ...\n",
+            "pkg/main.py": "from pkg import CONSTANT, helper, mod, subpkg\n",
+            "pkg/mod.py": "",
+            "pkg/subpkg/__init__.py": "",
+            "pkg/subpkg/inner.py": "",  # not imported by anyone
+            "pkg/other.py": "",
+        },
+    )
     assert import_closure("pkg.main", root=tmp_path) == [
-        "pkg/__init__.py", "pkg/main.py", "pkg/mod.py", "pkg/subpkg/__init__.py"]
+        "pkg/__init__.py",
+        "pkg/main.py",
+        "pkg/mod.py",
+        "pkg/subpkg/__init__.py",
+    ]
 
 
 def test_dotted_import_runs_every_parent_package_init(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "app.py": "import pkg.a.b\n",
-        "pkg/__init__.py": "",
-        "pkg/a/__init__.py": "",
-        "pkg/a/b.py": "",
-    })
+    make_project(
+        tmp_path,
+        {
+            "app.py": "import pkg.a.b\n",
+            "pkg/__init__.py": "",
+            "pkg/a/__init__.py": "",
+            "pkg/a/b.py": "",
+        },
+    )
     assert import_closure("app", root=tmp_path) == ["app.py", "pkg/__init__.py", "pkg/a/__init__.py", "pkg/a/b.py"]
 
 
 def test_third_party_and_stdlib_imports_are_ignored(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/main.py": """
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/main.py": """
             import os.path
             import numpy as np
             from collections import abc
             from torch.nn import functional
             from pkg import local
             """,
-        "pkg/local.py": "import json\n",
-    })
+            "pkg/local.py": "import json\n",
+        },
+    )
     assert import_closure("pkg.main", root=tmp_path) == ["pkg/__init__.py", "pkg/local.py", "pkg/main.py"]
 
 
 def test_import_cycles_terminate(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "from pkg import a\n",
-        "pkg/a.py": "from pkg import b\n",
-        "pkg/b.py": "import pkg.a\nfrom . import c\n",
-        "pkg/c.py": "from .a import *\n",
-    })
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg import a\n",
+            "pkg/a.py": "from pkg import b\n",
+            "pkg/b.py": "import pkg.a\nfrom . import c\n",
+            "pkg/c.py": "from .a import *\n",
+        },
+    )
     assert import_closure("pkg.b", root=tmp_path) == ["pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/c.py"]
 
 
 def test_discovery_marker_includes_every_submodule_of_the_package(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "app.py": "from registry import get\n",
-        "registry/__init__.py": """
+    make_project(
+        tmp_path,
+        {
+            "app.py": "from registry import get\n",
+            "registry/__init__.py": """
             import importlib
             import pkgutil
 
@@ -132,42 +176,66 @@ def test_discovery_marker_includes_every_submodule_of_the_package(tmp_path: Path
                 for info in pkgutil.iter_modules(__path__):
                     importlib.import_module(f"{__name__}.{info.name}")
             """,
-        "registry/xgb.py": "from helpers import util\n",
-        "registry/neural/__init__.py": "",
-        "registry/neural/deep.py": "",  # not a direct member: pkgutil.iter_modules does not list it
-        "helpers/__init__.py": "",
-        "helpers/util.py": "",
-        "helpers/unused.py": "",
-    })
+            "registry/xgb.py": "from helpers import util\n",
+            "registry/neural/__init__.py": "",
+            "registry/neural/deep.py": "",  # not a direct member: pkgutil.iter_modules does not list it
+            "helpers/__init__.py": "",
+            "helpers/util.py": "",
+            "helpers/unused.py": "",
+        },
+    )
     assert import_closure("app", root=tmp_path) == [
-        "app.py", "helpers/__init__.py", "helpers/util.py", "registry/__init__.py", "registry/neural/__init__.py",
-        "registry/xgb.py"]
+        "app.py",
+        "helpers/__init__.py",
+        "helpers/util.py",
+        "registry/__init__.py",
+        "registry/neural/__init__.py",
+        "registry/xgb.py",
+    ]
 
 
 def test_discovery_marker_in_a_submodule_discovers_its_own_package(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "app.py": "from models.loader import load\n",
-        "models/__init__.py": "",
-        "models/loader.py": "DISCOVERS_SUBMODULES: bool = True\ndef load(): ...\n",
-        "models/a.py": "",
-        "models/b.py": "",
-    })
+    make_project(
+        tmp_path,
+        {
+            "app.py": "from models.loader import load\n",
+            "models/__init__.py": "",
+            "models/loader.py": "DISCOVERS_SUBMODULES: bool = True\ndef load(): ...\n",
+            "models/a.py": "",
+            "models/b.py": "",
+        },
+    )
     assert import_closure("app", root=tmp_path) == [
-        "app.py", "models/__init__.py", "models/a.py", "models/b.py", "models/loader.py"]
+        "app.py",
+        "models/__init__.py",
+        "models/a.py",
+        "models/b.py",
+        "models/loader.py",
+    ]
 
 
-@pytest.mark.parametrize("marker", ["DISCOVERS_SUBMODULES = False", "DISCOVERS_SUBMODULES = 'yes'",
-                                    "def f():\n    DISCOVERS_SUBMODULES = True", "DISCOVERED = True"])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "DISCOVERS_SUBMODULES = False",
+        "DISCOVERS_SUBMODULES = 'yes'",
+        "def f():\n    DISCOVERS_SUBMODULES = True",
+        "DISCOVERED = True",
+    ],
+)
 def test_only_a_module_level_true_marker_discovers(tmp_path: Path, marker: str) -> None:
-    make_project(tmp_path, {"app.py": "import registry\n", "registry/__init__.py": marker + "\n",
-                            "registry/member.py": ""})
+    make_project(
+        tmp_path, {"app.py": "import registry\n", "registry/__init__.py": marker + "\n", "registry/member.py": ""}
+    )
     assert import_closure("app", root=tmp_path) == ["app.py", "registry/__init__.py"]
 
 
 def test_type_checking_only_imports_are_skipped_but_their_else_branch_counts(tmp_path: Path) -> None:
-    make_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/main.py": """
+    make_project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/main.py": """
             import typing
             from typing import TYPE_CHECKING
 
@@ -178,10 +246,11 @@ def test_type_checking_only_imports_are_skipped_but_their_else_branch_counts(tmp
             if typing.TYPE_CHECKING:
                 import pkg.heavier
             """,
-        "pkg/heavy.py": "",
-        "pkg/heavier.py": "",
-        "pkg/light.py": "",
-    })
+            "pkg/heavy.py": "",
+            "pkg/heavier.py": "",
+            "pkg/light.py": "",
+        },
+    )
     assert import_closure("pkg.main", root=tmp_path) == ["pkg/__init__.py", "pkg/light.py", "pkg/main.py"]
 
 
@@ -216,11 +285,19 @@ def test_real_train_stage_closure_holds_what_it_calls() -> None:
     assert "stages/train.py" in closure and not any(p.startswith(("tests/", "tools/")) for p in closure)
 
 
-@pytest.mark.parametrize("discovery", ["import pkgutil\nfor m in pkgutil.iter_modules(__path__): ...",
-                                       "from pkgutil import walk_packages\n"])
+@pytest.mark.parametrize(
+    "discovery", ["import pkgutil\nfor m in pkgutil.iter_modules(__path__): ...", "from pkgutil import walk_packages\n"]
+)
 def test_pkgutil_discovery_without_the_marker_is_reported(tmp_path: Path, discovery: str) -> None:
-    make_project(tmp_path, {"app.py": "import registry\n", "registry/__init__.py": discovery + "\n",
-                            "registry/member.py": "", "other/__init__.py": "import pkgutil\npkgutil.get_data\n"})
+    make_project(
+        tmp_path,
+        {
+            "app.py": "import registry\n",
+            "registry/__init__.py": discovery + "\n",
+            "registry/member.py": "",
+            "other/__init__.py": "import pkgutil\npkgutil.get_data\n",
+        },
+    )
     assert undeclared_discovery("app", root=tmp_path) == ["registry/__init__.py"]
     assert import_closure("app", root=tmp_path) == ["app.py", "registry/__init__.py"]
     (tmp_path / "registry" / "__init__.py").write_text(f"DISCOVERS_SUBMODULES = True\n{discovery}\n")

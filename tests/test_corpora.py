@@ -5,6 +5,7 @@ and a handful of short generated clips. Downloads come from a local HTTP server 
 that serves a dict of ``name -> bytes``, supports Range requests and can cut a connection; no
 test touches the network or the repository's ``data/``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,21 +67,30 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- miniature corpora
 
 LA_PROTOCOLS = {
-    "train": ("ASVspoof2019.LA.cm.train.trn.txt", [
-        "LA_0079 LA_T_1138215 - - bonafide",
-        "LA_0079 LA_T_1271820 - A01 spoof",
-        "LA_0080 LA_T_1000137 - - bonafide",
-        "LA_0080 LA_T_2000001 - A02 spoof",
-    ]),
-    "dev": ("ASVspoof2019.LA.cm.dev.trl.txt", [
-        "LA_0069 LA_D_1047731 - - bonafide",
-        "LA_0069 LA_D_1105538 - A03 spoof",
-    ]),
-    "eval": ("ASVspoof2019.LA.cm.eval.trl.txt", [
-        "LA_0039 LA_E_2834763 - A11 spoof",
-        "LA_0014 LA_E_8877452 - - bonafide",
-        "LA_0014 LA_E_1000001 - A19 spoof",
-    ]),
+    "train": (
+        "ASVspoof2019.LA.cm.train.trn.txt",
+        [
+            "LA_0079 LA_T_1138215 - - bonafide",
+            "LA_0079 LA_T_1271820 - A01 spoof",
+            "LA_0080 LA_T_1000137 - - bonafide",
+            "LA_0080 LA_T_2000001 - A02 spoof",
+        ],
+    ),
+    "dev": (
+        "ASVspoof2019.LA.cm.dev.trl.txt",
+        [
+            "LA_0069 LA_D_1047731 - - bonafide",
+            "LA_0069 LA_D_1105538 - A03 spoof",
+        ],
+    ),
+    "eval": (
+        "ASVspoof2019.LA.cm.eval.trl.txt",
+        [
+            "LA_0039 LA_E_2834763 - A11 spoof",
+            "LA_0014 LA_E_8877452 - - bonafide",
+            "LA_0014 LA_E_1000001 - A19 spoof",
+        ],
+    ),
 }
 
 
@@ -105,35 +115,63 @@ def make_la(base: Path) -> Path:
 # The organisers' ASV scores: "<bonafide|attack> <target|nontarget|spoof> <score>" per trial.
 LA_ASV_SCORES = {
     "dev": ["bonafide target 2.5", "bonafide target 1.5", "bonafide nontarget -3.0", "A03 spoof 0.5"],
-    "eval": ["bonafide target 3.0", "bonafide target 1.0", "bonafide nontarget -1.0", "bonafide nontarget -2.0",
-             "A11 spoof -0.5", "A11 spoof 1.5", "A12 spoof 3.0", "A12 spoof 0.0"],
+    "eval": [
+        "bonafide target 3.0",
+        "bonafide target 1.0",
+        "bonafide nontarget -1.0",
+        "bonafide nontarget -2.0",
+        "A11 spoof -0.5",
+        "A11 spoof 1.5",
+        "A12 spoof 3.0",
+        "A12 spoof 0.0",
+    ],
 }
 
 
-LA_ROWS = _expected([
-    (line.split()[1], line.split()[4], line.split()[0],
-     line.split()[3] if line.split()[4] == "spoof" else "-", partition)
-    for partition, (_, lines) in LA_PROTOCOLS.items() for line in lines
-])
+LA_ROWS = _expected(
+    [
+        (
+            line.split()[1],
+            line.split()[4],
+            line.split()[0],
+            line.split()[3] if line.split()[4] == "spoof" else "-",
+            partition,
+        )
+        for partition, (_, lines) in LA_PROTOCOLS.items()
+        for line in lines
+    ]
+)
 
 ASV5_PROTOCOLS = {
-    "train": ("ASVspoof5.train.tsv", "T", [
-        "T_4850 T_0000000000 F - - - AC3 A05 spoof -",
-        "T_1138 T_0000000001 M - - - - bonafide bonafide -",
-        "T_4850 T_0000000002 F - - - AC1 A02 spoof -",
-        "T_1138 T_0000000003 M - - - - bonafide bonafide -",
-        "T_2000 T_0000000004 F - - - AC2 A03 spoof -",
-    ]),
-    "dev": ("ASVspoof5.dev.track_1.tsv", "D", [
-        "D_0062 D_0000000000 F - - - - bonafide bonafide -",
-        "D_0062 D_0000000001 F - - - AC1 A11 spoof -",
-        "D_0755 D_0000000002 M - - - AC2 A14 spoof -",
-    ]),
-    "eval": ("ASVspoof5.eval.track_1.tsv", "E", [
-        f"E_{i % 3:04d} E_{i:010d} {'FM'[i % 2]} C0{i % 9} 3 2541 - "
-        + ("bonafide bonafide -" if i % 3 == 0 else f"A{17 + i} spoof -")
-        for i in range(10)
-    ]),
+    "train": (
+        "ASVspoof5.train.tsv",
+        "T",
+        [
+            "T_4850 T_0000000000 F - - - AC3 A05 spoof -",
+            "T_1138 T_0000000001 M - - - - bonafide bonafide -",
+            "T_4850 T_0000000002 F - - - AC1 A02 spoof -",
+            "T_1138 T_0000000003 M - - - - bonafide bonafide -",
+            "T_2000 T_0000000004 F - - - AC2 A03 spoof -",
+        ],
+    ),
+    "dev": (
+        "ASVspoof5.dev.track_1.tsv",
+        "D",
+        [
+            "D_0062 D_0000000000 F - - - - bonafide bonafide -",
+            "D_0062 D_0000000001 F - - - AC1 A11 spoof -",
+            "D_0755 D_0000000002 M - - - AC2 A14 spoof -",
+        ],
+    ),
+    "eval": (
+        "ASVspoof5.eval.track_1.tsv",
+        "E",
+        [
+            f"E_{i % 3:04d} E_{i:010d} {'FM'[i % 2]} C0{i % 9} 3 2541 - "
+            + ("bonafide bonafide -" if i % 3 == 0 else f"A{17 + i} spoof -")
+            for i in range(10)
+        ],
+    ),
 }
 ASV5_AUDIO = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E_eval"}
 ASV5_ARCHIVE_COUNT = {"T": 5, "D": 3, "E": 10}
@@ -160,20 +198,31 @@ def make_asvspoof5(base: Path) -> tuple[Path, Path]:
             member = f"{ASV5_AUDIO[partition]}/{line.split()[1]}.flac"
             clip = _clip(ext / member, seed)
             _tar_files(arch / _asv5_archive(letter, i), {member: clip})
-    _tar_files(arch / "ASVspoof5_protocols.tar.gz",
-               {name: protos / name for name, _, _ in ASV5_PROTOCOLS.values()})
+    _tar_files(arch / "ASVspoof5_protocols.tar.gz", {name: protos / name for name, _, _ in ASV5_PROTOCOLS.values()})
     return ext, arch
 
 
-ASV5_ROWS = _expected([
-    (line.split()[1], "spoof" if line.split()[8] == "spoof" else "bonafide", line.split()[0],
-     line.split()[7] if line.split()[8] == "spoof" else "-", partition)
-    for partition, (_, _, lines) in ASV5_PROTOCOLS.items() for line in lines
-])
+ASV5_ROWS = _expected(
+    [
+        (
+            line.split()[1],
+            "spoof" if line.split()[8] == "spoof" else "bonafide",
+            line.split()[0],
+            line.split()[7] if line.split()[8] == "spoof" else "-",
+            partition,
+        )
+        for partition, (_, _, lines) in ASV5_PROTOCOLS.items()
+        for line in lines
+    ]
+)
 
-ITW_META = [("0.wav", "Alec Guinness", "spoof"), ("1.wav", "Alec Guinness", "bona-fide"),
-            ("2.wav", "Barack Obama", "spoof"), ("3.wav", "Barack Obama", "bona-fide"),
-            ("4.wav", "Barack Obama", "spoof")]
+ITW_META = [
+    ("0.wav", "Alec Guinness", "spoof"),
+    ("1.wav", "Alec Guinness", "bona-fide"),
+    ("2.wav", "Barack Obama", "spoof"),
+    ("3.wav", "Barack Obama", "bona-fide"),
+    ("4.wav", "Barack Obama", "spoof"),
+]
 
 
 def make_in_the_wild(base: Path, meta: list[tuple[str, str, str]] = ITW_META) -> Path:
@@ -186,8 +235,12 @@ def make_in_the_wild(base: Path, meta: list[tuple[str, str, str]] = ITW_META) ->
     return root
 
 
-ITW_ROWS = _expected([(f[:-4], "bonafide" if lab == "bona-fide" else "spoof", spk,
-                       "unknown" if lab == "spoof" else "-", "") for f, spk, lab in ITW_META])
+ITW_ROWS = _expected(
+    [
+        (f[:-4], "bonafide" if lab == "bona-fide" else "spoof", spk, "unknown" if lab == "spoof" else "-", "")
+        for f, spk, lab in ITW_META
+    ]
+)
 
 SCENEFAKE_FILES = {
     # relative path: (label, speaker, attack, partition)
@@ -217,8 +270,9 @@ SCENEFAKE_ROWS = _expected([(rel[:-4], *row) for rel, row in SCENEFAKE_FILES.ite
 class Corpus:
     """One miniature corpus: what ``path:``, ``archive:`` and ``url:`` point at, and the rows."""
 
-    def __init__(self, kind: str, extracted: Path, archive: Path, served: dict[str, bytes], url_name: str,
-                 rows: pd.DataFrame) -> None:
+    def __init__(
+        self, kind: str, extracted: Path, archive: Path, served: dict[str, bytes], url_name: str, rows: pd.DataFrame
+    ) -> None:
         self.kind, self.extracted, self.archive, self.served = kind, extracted, archive, served
         self.url_name = url_name  # the archive's name on the mirror; "" where url is a folder
         self.rows = rows
@@ -232,22 +286,24 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Corpus]:
 
     la = make_la(base / "la")
     la_zip = _zip_tree(la, base / "LA.zip")
-    out["asvspoof2019_la"] = Corpus("asvspoof2019_la", base / "la", la_zip, {"LA.zip": la_zip.read_bytes()},
-                                    "LA.zip", LA_ROWS)
+    out["asvspoof2019_la"] = Corpus(
+        "asvspoof2019_la", base / "la", la_zip, {"LA.zip": la_zip.read_bytes()}, "LA.zip", LA_ROWS
+    )
 
     ext, arch = make_asvspoof5(base / "asv5")
-    out["asvspoof5"] = Corpus("asvspoof5", ext, arch, {p.name: p.read_bytes() for p in arch.iterdir()}, "",
-                              ASV5_ROWS)
+    out["asvspoof5"] = Corpus("asvspoof5", ext, arch, {p.name: p.read_bytes() for p in arch.iterdir()}, "", ASV5_ROWS)
 
     itw = make_in_the_wild(base / "itw")
     itw_zip = _zip_tree(itw, base / "release_in_the_wild.zip")
-    out["in_the_wild"] = Corpus("in_the_wild", itw, itw_zip, {itw_zip.name: itw_zip.read_bytes()},
-                                itw_zip.name, ITW_ROWS)
+    out["in_the_wild"] = Corpus(
+        "in_the_wild", itw, itw_zip, {itw_zip.name: itw_zip.read_bytes()}, itw_zip.name, ITW_ROWS
+    )
 
     sf_root = make_scenefake(base / "scenefake")
     sf_zip = _zip_tree(sf_root, base / "SceneFake.zip")
-    out["scenefake"] = Corpus("scenefake", base / "scenefake", sf_zip, {sf_zip.name: sf_zip.read_bytes()},
-                              sf_zip.name, SCENEFAKE_ROWS)
+    out["scenefake"] = Corpus(
+        "scenefake", base / "scenefake", sf_zip, {sf_zip.name: sf_zip.read_bytes()}, sf_zip.name, SCENEFAKE_ROWS
+    )
     return out
 
 
@@ -294,8 +350,10 @@ KINDS = ["asvspoof2019_la", "asvspoof5", "in_the_wild", "scenefake"]
 def test_loader_from_extracted_path(kind: str, corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path) -> None:
     corpus = corpora[kind]
     downloads = tmp_path / "dl"
-    rows = _build({"kind": kind, "path": str(corpus.extracted), "url": _url_for(corpus, mirror),
-                   "download_dir": str(downloads)}, tmp_path)
+    rows = _build(
+        {"kind": kind, "path": str(corpus.extracted), "url": _url_for(corpus, mirror), "download_dir": str(downloads)},
+        tmp_path,
+    )
     pd.testing.assert_frame_equal(_sorted(rows), corpus.rows)
     assert rows["utt_id"].is_unique
     _assert_paths_exist(rows, corpus.extracted)
@@ -305,13 +363,16 @@ def test_loader_from_extracted_path(kind: str, corpora: dict[str, Corpus], mirro
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_loader_from_downloaded_archive(kind: str, corpora: dict[str, Corpus], mirror: FileServer,
-                                        tmp_path: Path) -> None:
+def test_loader_from_downloaded_archive(
+    kind: str, corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora[kind]
     mirror.files = dict(corpus.served)
     downloads = tmp_path / "dl"
-    rows = _build({"kind": kind, "archive": str(corpus.archive), "url": _url_for(corpus, mirror),
-                   "download_dir": str(downloads)}, tmp_path)
+    rows = _build(
+        {"kind": kind, "archive": str(corpus.archive), "url": _url_for(corpus, mirror), "download_dir": str(downloads)},
+        tmp_path,
+    )
     pd.testing.assert_frame_equal(_sorted(rows), corpus.rows)
     assert mirror.requests == [], "archive: takes precedence over url: and downloads nothing"
     _assert_paths_exist(rows, downloads / kind / "extracted")
@@ -335,19 +396,23 @@ def test_loader_downloads_from_url(kind: str, corpora: dict[str, Corpus], mirror
     _assert_paths_exist(rows, downloads / kind / "extracted")
 
 
-def test_asvspoof5_train_only_fetches_protocols_and_train_archives(corpora: dict[str, Corpus], mirror: FileServer,
-                                                                   tmp_path: Path) -> None:
+def test_asvspoof5_train_only_fetches_protocols_and_train_archives(
+    corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora["asvspoof5"]
     mirror.files = dict(corpus.served)
     downloads = tmp_path / "dl"
-    rows = _build({"kind": "asvspoof5", "url": _base_url(mirror) + "/", "partitions": ["train"],
-                   "download_dir": str(downloads)}, tmp_path)
+    rows = _build(
+        {"kind": "asvspoof5", "url": _base_url(mirror) + "/", "partitions": ["train"], "download_dir": str(downloads)},
+        tmp_path,
+    )
     wanted = {"ASVspoof5_protocols.tar.gz"} | {_asv5_archive("T", i) for i in range(5)}
     assert sorted(name for name, _ in mirror.requests) == sorted(wanted)
     assert {p.name for p in (downloads / "asvspoof5").iterdir() if p.is_file()} == wanted
     assert set(rows["partition"]) == {"train"}
-    pd.testing.assert_frame_equal(_sorted(rows), corpus.rows[corpus.rows["partition"] == "train"]
-                                  .reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        _sorted(rows), corpus.rows[corpus.rows["partition"] == "train"].reset_index(drop=True)
+    )
     assert not (downloads / "asvspoof5" / "extracted" / "flac_D").exists()
 
 
@@ -363,14 +428,18 @@ def test_asvspoof5_archive_folder_uses_the_archives_present(corpora: dict[str, C
         _build(spec, tmp_path)
     rows = _build({**spec, "missing": "skip"}, tmp_path)
     assert sorted(rows["utt_id"]) == ["D_0000000000", "E_0000000000", "T_0000000000"]
-    assert dict(zip(rows["utt_id"], rows["partition"])) == {"T_0000000000": "train", "D_0000000000": "dev",
-                                                            "E_0000000000": "eval"}
+    assert dict(zip(rows["utt_id"], rows["partition"])) == {
+        "T_0000000000": "train",
+        "D_0000000000": "dev",
+        "E_0000000000": "eval",
+    }
     _assert_paths_exist(rows, tmp_path / "dl" / "asvspoof5" / "extracted")
 
 
 @pytest.mark.parametrize("how", ["path", "archive"])
-def test_asvspoof5_relative_paths_with_protocols_in_a_subfolder(how: str, corpora: dict[str, Corpus],
-                                                                tmp_path: Path) -> None:
+def test_asvspoof5_relative_paths_with_protocols_in_a_subfolder(
+    how: str, corpora: dict[str, Corpus], tmp_path: Path
+) -> None:
     """params.yaml gives relative paths; the audio folders sit next to ``ASVspoof5_protocols/``."""
     corpus = corpora["asvspoof5"]
     if how == "path":
@@ -381,8 +450,10 @@ def test_asvspoof5_relative_paths_with_protocols_in_a_subfolder(how: str, corpor
         folder = tmp_path / "archives"
         shutil.copytree(corpus.archive, folder)
         protos = corpus.extracted / "ASVspoof5_protocols"
-        _tar_files(folder / "ASVspoof5_protocols.tar.gz",
-                   {f"ASVspoof5_protocols/{p.name}": p for p in sorted(protos.iterdir())})
+        _tar_files(
+            folder / "ASVspoof5_protocols.tar.gz",
+            {f"ASVspoof5_protocols/{p.name}": p for p in sorted(protos.iterdir())},
+        )
         spec = {"archive": "archives", "download_dir": "dl"}
         under = tmp_path / "dl" / "asvspoof5" / "extracted"
     rows = _build({"kind": "asvspoof5", **spec}, tmp_path)
@@ -393,15 +464,17 @@ def test_asvspoof5_relative_paths_with_protocols_in_a_subfolder(how: str, corpor
 def test_archive_folder_without_any_archive_of_the_corpus(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="none of ASVspoof 5's archives"):
-        _build({"kind": "asvspoof5", "archive": str(tmp_path / "empty"), "download_dir": str(tmp_path / "dl")},
-               tmp_path)
+        _build(
+            {"kind": "asvspoof5", "archive": str(tmp_path / "empty"), "download_dir": str(tmp_path / "dl")}, tmp_path
+        )
 
 
 # ---------------------------------------------------------------- download once, extract once, resume, verify
 
 
-def test_second_build_neither_downloads_nor_extracts_again(corpora: dict[str, Corpus], mirror: FileServer,
-                                                          tmp_path: Path) -> None:
+def test_second_build_neither_downloads_nor_extracts_again(
+    corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora["asvspoof2019_la"]
     mirror.files = dict(corpus.served)
     spec = {"kind": "asvspoof2019_la", "url": _url_for(corpus, mirror), "download_dir": str(tmp_path / "dl")}
@@ -417,28 +490,41 @@ def test_second_build_neither_downloads_nor_extracts_again(corpora: dict[str, Co
     assert "LA_E_1000001" not in set(second["utt_id"])
 
 
-def test_download_resumes_after_a_cut_connection(corpora: dict[str, Corpus], mirror: FileServer,
-                                                 tmp_path: Path) -> None:
+def test_download_resumes_after_a_cut_connection(
+    corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora["asvspoof2019_la"]
     data = corpus.served["LA.zip"]
     mirror.files = {"LA.zip": data}
     cut = len(data) // 2
     mirror.cut_after = cut
     sha = "sha256:" + hashlib.sha256(data).hexdigest()
-    rows = _build({"kind": "asvspoof2019_la", "url": _url_for(corpus, mirror), "download_dir": str(tmp_path / "dl"),
-                   "checksums": {"LA.zip": sha}}, tmp_path)
+    rows = _build(
+        {
+            "kind": "asvspoof2019_la",
+            "url": _url_for(corpus, mirror),
+            "download_dir": str(tmp_path / "dl"),
+            "checksums": {"LA.zip": sha},
+        },
+        tmp_path,
+    )
     assert mirror.requests == [("LA.zip", None), ("LA.zip", f"bytes={cut}-")]
     assert (tmp_path / "dl" / "asvspoof2019_la" / "LA.zip").read_bytes() == data
     pd.testing.assert_frame_equal(_sorted(rows), corpus.rows)
 
 
-def test_checksum_mismatch_raises_and_leaves_nothing(corpora: dict[str, Corpus], mirror: FileServer,
-                                                     tmp_path: Path) -> None:
+def test_checksum_mismatch_raises_and_leaves_nothing(
+    corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora["asvspoof2019_la"]
     mirror.files = dict(corpus.served)
     work = tmp_path / "dl" / "asvspoof2019_la"
-    spec = {"kind": "asvspoof2019_la", "url": _url_for(corpus, mirror), "download_dir": str(tmp_path / "dl"),
-            "checksums": {"LA.zip": "sha256:" + "0" * 64}}
+    spec = {
+        "kind": "asvspoof2019_la",
+        "url": _url_for(corpus, mirror),
+        "download_dir": str(tmp_path / "dl"),
+        "checksums": {"LA.zip": "sha256:" + "0" * 64},
+    }
     with pytest.raises(ChecksumError, match=r"LA\.zip: sha256 [0-9a-f]{64}, expected 0{64}"):
         _build(spec, tmp_path)
     assert len(mirror.requests) == 1
@@ -471,11 +557,15 @@ def _la_zip_with(tmp_path: Path, corpus: Corpus, *, extra: str | None = None, sy
 
 
 @pytest.mark.parametrize("how", ["dotdot", "nested_dotdot", "symlink"])
-def test_unsafe_zip_is_refused_before_writing(how: str, corpora: dict[str, Corpus], mirror: FileServer,
-                                              tmp_path: Path) -> None:
+def test_unsafe_zip_is_refused_before_writing(
+    how: str, corpora: dict[str, Corpus], mirror: FileServer, tmp_path: Path
+) -> None:
     corpus = corpora["asvspoof2019_la"]
-    bad = {"dotdot": dict(extra="../evil.txt"), "nested_dotdot": dict(extra="LA/../../../evil.txt"),
-           "symlink": dict(symlink="LA/ASVspoof2019_LA_train/flac/link.flac")}[how]
+    bad = {
+        "dotdot": dict(extra="../evil.txt"),
+        "nested_dotdot": dict(extra="LA/../../../evil.txt"),
+        "symlink": dict(symlink="LA/ASVspoof2019_LA_train/flac/link.flac"),
+    }[how]
     archive = _la_zip_with(tmp_path, corpus, **bad)
     downloads = tmp_path / "dl"
     for spec in ({"archive": str(archive)}, {"url": f"{_base_url(mirror)}/LA.zip"}):
@@ -507,8 +597,10 @@ def test_unsafe_tar_member_in_asvspoof5_is_refused(member: str, corpora: dict[st
             tf.addfile(info, io.BytesIO(b"evil"))
     downloads = tmp_path / "dl"
     with pytest.raises(UnsafeArchiveError):
-        _build({"kind": "asvspoof5", "archive": str(folder), "partitions": ["train"],
-                "download_dir": str(downloads)}, tmp_path)
+        _build(
+            {"kind": "asvspoof5", "archive": str(folder), "partitions": ["train"], "download_dir": str(downloads)},
+            tmp_path,
+        )
     target = downloads / "asvspoof5" / "extracted"
     assert not (target / "flac_T" / "T_9999999999.flac").exists()
     assert not (target / "flac_T" / "T_0000000000.flac").exists(), "no member of the unsafe archive is written"
@@ -526,13 +618,16 @@ def test_eval_partition_only(corpora: dict[str, Corpus], tmp_path: Path) -> None
 
     asv5 = corpora["asvspoof5"]
     downloads = tmp_path / "dl"
-    rows = _build({"kind": "asvspoof5", "archive": str(asv5.archive), "partitions": ["eval"],
-                   "download_dir": str(downloads)}, tmp_path)
+    rows = _build(
+        {"kind": "asvspoof5", "archive": str(asv5.archive), "partitions": ["eval"], "download_dir": str(downloads)},
+        tmp_path,
+    )
     assert set(rows["partition"]) == {"eval"} and len(rows) == 10
     extracted = downloads / "asvspoof5" / "extracted"
     markers = sorted(p.name for p in extracted.glob(".extracted-*"))
-    assert markers == sorted([".extracted-ASVspoof5_protocols.tar.gz.json"]
-                             + [f".extracted-{_asv5_archive('E', i)}.json" for i in range(10)])
+    assert markers == sorted(
+        [".extracted-ASVspoof5_protocols.tar.gz.json"] + [f".extracted-{_asv5_archive('E', i)}.json" for i in range(10)]
+    )
     assert not (extracted / "flac_T").exists() and not (extracted / "flac_D").exists()
 
 
@@ -561,8 +656,7 @@ def test_unknown_partition_is_a_param_error(kind: str, corpora: dict[str, Corpus
 
 def test_in_the_wild_has_no_partitions(corpora: dict[str, Corpus], tmp_path: Path) -> None:
     with pytest.raises(ParamError, match="no official partitions"):
-        _build({"kind": "in_the_wild", "path": str(corpora["in_the_wild"].extracted), "partitions": ["eval"]},
-               tmp_path)
+        _build({"kind": "in_the_wild", "path": str(corpora["in_the_wild"].extracted), "partitions": ["eval"]}, tmp_path)
     rows = _build({"kind": "in_the_wild", "path": str(corpora["in_the_wild"].extracted)}, tmp_path)
     assert (rows["partition"] == "").all()
 
@@ -669,10 +763,18 @@ def test_scenefake_attacks_and_grouping(corpora: dict[str, Corpus], tmp_path: Pa
 
 def test_scenefake_speakers_csv(corpora: dict[str, Corpus], tmp_path: Path) -> None:
     speakers = tmp_path / "speakers.csv"
-    speakers.write_text("path,speaker\ntrain/fake/street_01.wav,spk_a\ntrain/real/LA_T_1000137.wav,spk_a\n",
-                        encoding="utf-8")
-    rows = _build({"kind": "scenefake", "path": str(corpora["scenefake"].extracted), "speakers": str(speakers),
-                   "partitions": ["train"]}, tmp_path).set_index("utt_id")
+    speakers.write_text(
+        "path,speaker\ntrain/fake/street_01.wav,spk_a\ntrain/real/LA_T_1000137.wav,spk_a\n", encoding="utf-8"
+    )
+    rows = _build(
+        {
+            "kind": "scenefake",
+            "path": str(corpora["scenefake"].extracted),
+            "speakers": str(speakers),
+            "partitions": ["train"],
+        },
+        tmp_path,
+    ).set_index("utt_id")
     assert rows.loc["train/fake/street_01", "speaker"] == "spk_a"
     assert rows.loc["train/real/LA_T_1000137", "speaker"] == "spk_a"
     assert rows.loc["train/fake/LA_T_1000137_airport", "speaker"] == "la:LA_T_1000137"
@@ -698,11 +800,20 @@ def test_in_the_wild_missing_column(tmp_path: Path) -> None:
 
 
 def test_materialize_with_an_eval_only_corpus(corpora: dict[str, Corpus], tmp_path: Path) -> None:
-    data = from_dict(DataParams, {
-        "sources": [{"kind": "in_the_wild", "path": str(corpora["in_the_wild"].extracted)}],
-        "eval_sets": {"la_eval": {"kind": "asvspoof2019_la", "path": str(corpora["asvspoof2019_la"].extracted),
-                                  "partitions": ["eval"]}},
-    }, prefix="data")
+    data = from_dict(
+        DataParams,
+        {
+            "sources": [{"kind": "in_the_wild", "path": str(corpora["in_the_wild"].extracted)}],
+            "eval_sets": {
+                "la_eval": {
+                    "kind": "asvspoof2019_la",
+                    "path": str(corpora["asvspoof2019_la"].extracted),
+                    "partitions": ["eval"],
+                }
+            },
+        },
+        prefix="data",
+    )
     manifest = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
     train = manifest[manifest["eval_set"] == ""]
     ev = manifest[manifest["eval_set"] != ""]

@@ -1,4 +1,5 @@
 """The demo corpus: inventory, attack assignment, channel matching, determinism, missing engines."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,7 @@ def _voice(duration_s: float, sample_rate: int, seed: int) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
     y = sum(np.sin(k * phase) / k for k in range(1, 12)) * 0.2 + rng.normal(0, 0.002, n)
     y[: n // 5] = rng.normal(0, 0.001, n // 5)  # lead silence
-    y[-n // 5:] = rng.normal(0, 0.001, n // 5)  # trail silence
+    y[-n // 5 :] = rng.normal(0, 0.001, n // 5)  # trail silence
     return y.astype(np.float32)
 
 
@@ -58,8 +59,7 @@ def test_text_from_ktuberling_file_names() -> None:
 
 
 def test_assignment_is_balanced_distinct_and_respects_what_engines_can_say() -> None:
-    items = [demo.Bonafide(Path(f"/x/{i}.wav"), f"s{i % 5}", "en", f"w{i}" if i % 4 else None, "t")
-             for i in range(90)]
+    items = [demo.Bonafide(Path(f"/x/{i}.wav"), f"s{i % 5}", "en", f"w{i}" if i % 4 else None, "t") for i in range(90)]
     items.append(demo.Bonafide(Path("/x/arabic.wav"), "ar", "ar", "ن", "t"))
     attacks = [e.attack for e in eng.all_engines()]
     plan = demo.assign_attacks(items, attacks, per_clip=2, seed=0)
@@ -68,8 +68,11 @@ def test_assignment_is_balanced_distinct_and_respects_what_engines_can_say() -> 
     for item, picked in zip(items, plan):
         if item.text is None:  # no transcript: vocoders only
             assert {kinds[a] for a in picked} == {"vocoder"}
-    english_only = {e.attack for e in eng.all_engines() if e.kind == "tts" and e.languages() is not None
-                    and "ar" not in e.languages()}
+    english_only = {
+        e.attack
+        for e in eng.all_engines()
+        if e.kind == "tts" and e.languages() is not None and "ar" not in e.languages()
+    }
     assert not set(plan[-1]) & english_only, "an English-only engine cannot read Arabic script"
     counts = Counter(a for p in plan for a in p)
     assert max(counts.values()) - min(counts.values()) <= 8, counts
@@ -95,7 +98,7 @@ def test_channel_gives_spoof_the_source_rate_silence_loudness_and_codec(ogg_clip
     # The spoof starts and ends with the source's own silence (up to codec error)...
     assert np.allclose(out[: len(channel.lead) // 2], channel.lead[: len(channel.lead) // 2], atol=0.02)
     # ... is at the source's speech loudness, and has been through the lossy codec.
-    core = out[len(channel.lead): len(out) - len(channel.trail)]
+    core = out[len(channel.lead) : len(out) - len(channel.trail)]
     assert demo._rms(core) == pytest.approx(channel.speech_rms, rel=0.25)
     no_codec = demo.apply_channel(tts, 16000, demo.Channel(**{**channel.__dict__, "codec": "pcm"}), keep_timing=False)
     assert not np.array_equal(out, no_codec)
@@ -110,8 +113,9 @@ def test_unknown_and_too_many_attacks_are_param_errors() -> None:
         from_dict(demo.DemoOptions, {"attacks": ["A07"], "spoofs_per_bonafide": 2}, prefix="data.sources[0]")
 
 
-def test_missing_engine_fails_before_any_work_naming_the_package(monkeypatch: pytest.MonkeyPatch,
-                                                                 tiny_inventory, tmp_path: Path) -> None:
+def test_missing_engine_fails_before_any_work_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch, tiny_inventory, tmp_path: Path
+) -> None:
     festival = eng.get_engine("A02")
     monkeypatch.setattr(type(festival), "available", lambda self: False)
     options = from_dict(demo.DemoOptions, {"attacks": ["A02", "A07"], "spoofs_per_bonafide": 1}, prefix="d")
@@ -121,13 +125,17 @@ def test_missing_engine_fails_before_any_work_naming_the_package(monkeypatch: py
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.flac"))}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.flac"))
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not all(eng.get_engine(a).available() for a in ("A01", "A07", "A08")),
-                    reason="espeak-ng, pyworld or librosa missing")
+@pytest.mark.skipif(
+    not all(eng.get_engine(a).available() for a in ("A01", "A07", "A08")),
+    reason="espeak-ng, pyworld or librosa missing",
+)
 def test_build_is_deterministic_and_matches_source_rates(tiny_inventory, tmp_path: Path) -> None:
     options = from_dict(demo.DemoOptions, {"attacks": ["A01", "A07", "A08"], "spoofs_per_bonafide": 2}, prefix="d")
     first = demo.build_demo(options, out_dir=tmp_path / "a", n_jobs=2)
@@ -153,17 +161,23 @@ def test_inventory_has_enough_distinct_speakers_and_no_duplicate_audio() -> None
 
 def test_plan_does_not_depend_on_where_the_checkout_lives() -> None:
     """Clips inside a venv have machine-specific paths; seeds and order must use their origin."""
+
     def items(root: str) -> list[demo.Bonafide]:
-        return [demo.Bonafide(Path(f"{root}/site-packages/pkg/{i}.wav"), f"s{i % 3}", "en", None, "pkg",
-                              origin=f"pkg:{i}.wav") for i in range(12)]
+        return [
+            demo.Bonafide(
+                Path(f"{root}/site-packages/pkg/{i}.wav"), f"s{i % 3}", "en", None, "pkg", origin=f"pkg:{i}.wav"
+            )
+            for i in range(12)
+        ]
 
     attacks = [e.attack for e in eng.all_engines()]
     a, b = items("/home/alice/repo/.venv"), items("/ci/clone/.venv")
     chosen_a = demo.select_bonafide(a, per_speaker=3, seed=0)
     chosen_b = demo.select_bonafide(b, per_speaker=3, seed=0)
     assert [i.origin for i in chosen_a] == [i.origin for i in chosen_b]
-    assert demo.assign_attacks(chosen_a, attacks, per_clip=2, seed=0) == \
-        demo.assign_attacks(chosen_b, attacks, per_clip=2, seed=0)
+    assert demo.assign_attacks(chosen_a, attacks, per_clip=2, seed=0) == demo.assign_attacks(
+        chosen_b, attacks, per_clip=2, seed=0
+    )
 
 
 @pytest.mark.skipif(not HAVE_DEBIAN_SPEECH, reason="Debian speech packages not installed")

@@ -1,4 +1,5 @@
 """tools/docs_results.py: generated results, stamped; and the README's size and results block."""
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,30 @@ DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
 
 
 def _block(test_eer: float, *, n_bonafide: int = 10, n_spoof: int = 20, **extra: object) -> dict:
-    return {"eer": test_eer, "eer_ci": [test_eer - 0.05, test_eer + 0.05], "eer_ci_level": 0.95,
-            "eer_threshold": 0.0, "accuracy": 1 - test_eer, "roc_auc": 0.9, "cllr": 0.7, "min_cllr": 0.5,
-            "n_bonafide": n_bonafide, "n_spoof": n_spoof, "per_attack_eer": {"A01": 0.1, "A02": 0.3}, **extra}
+    return {
+        "eer": test_eer,
+        "eer_ci": [test_eer - 0.05, test_eer + 0.05],
+        "eer_ci_level": 0.95,
+        "eer_threshold": 0.0,
+        "accuracy": 1 - test_eer,
+        "roc_auc": 0.9,
+        "cllr": 0.7,
+        "min_cllr": 0.5,
+        "n_bonafide": n_bonafide,
+        "n_spoof": n_spoof,
+        "per_attack_eer": {"A01": 0.1, "A02": 0.3},
+        **extra,
+    }
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -35,11 +52,21 @@ def project(tmp_path: Path) -> Path:
     (metrics / "slow_model.json").write_text(json.dumps({"test": _block(0.3125)}))
     (metrics / "good_model.json").write_text(json.dumps({"test": _block(0.1), "bench_dev": _block(0.4567)}))
     (metrics / "summary.json").write_text(json.dumps({"models": {"not_a_model": {"test": _block(0.0)}}}))
-    split = {"strategy": "stratified_group",
-             "splits": {s: {"n_clips": n, "n_bonafide": n // 3, "n_spoof": n - n // 3, "n_speakers": k,
-                            "attacks": {"A01": 1}, "sources": {"demo": n}}
-                        for s, n, k in (("train", 60, 6), ("dev", 21, 2), ("test", 30, 3))},
-             "leakage": {"n_shared_speakers": 0, "n_shared_audio": 0, "eval_sets": {}}}
+    split = {
+        "strategy": "stratified_group",
+        "splits": {
+            s: {
+                "n_clips": n,
+                "n_bonafide": n // 3,
+                "n_spoof": n - n // 3,
+                "n_speakers": k,
+                "attacks": {"A01": 1},
+                "sources": {"demo": n},
+            }
+            for s, n, k in (("train", 60, 6), ("dev", 21, 2), ("test", 30, 3))
+        },
+        "leakage": {"n_shared_speakers": 0, "n_shared_audio": 0, "eval_sets": {}},
+    }
     (metrics / "split.json").write_text(json.dumps(split))
     (tmp_path / "README.md").write_text("# x\n\n<!-- results:begin -->\nold table\n<!-- results:end -->\n\nmore\n")
     _git(tmp_path, "init", "-q")
@@ -90,13 +117,35 @@ def test_dirty_tree_and_modified_metrics_are_said(project: Path) -> None:
 def test_results_page_has_every_set_splits_and_not_measured(project: Path) -> None:
     bench = project / "reports" / "benchmarks"
     bench.mkdir(parents=True)
-    (bench / "predict.json").write_text(json.dumps({
-        "model": "cnn_lstm", "threads": 1, "latency_median_ms": 8.31, "latency_p90_ms": 9.0, "files": 200,
-        "files_per_s": 190.0, "stream_realtime": 150.0,
-        "stamp": {"commit": "abc1234", "date_utc": "2030-01-02 03:04 UTC", "cpu": "Some CPU", "cores": 16}}))
-    (bench / "features_memory.json").write_text(json.dumps({"results": [
-        {"clips": 1000, "wall_s": 12.0, "parent_peak_kb": 480 * 1024, "worker_peak_kb": 350 * 1024,
-         "total_peak_kb": None}]}))
+    (bench / "predict.json").write_text(
+        json.dumps(
+            {
+                "model": "cnn_lstm",
+                "threads": 1,
+                "latency_median_ms": 8.31,
+                "latency_p90_ms": 9.0,
+                "files": 200,
+                "files_per_s": 190.0,
+                "stream_realtime": 150.0,
+                "stamp": {"commit": "abc1234", "date_utc": "2030-01-02 03:04 UTC", "cpu": "Some CPU", "cores": 16},
+            }
+        )
+    )
+    (bench / "features_memory.json").write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "clips": 1000,
+                        "wall_s": 12.0,
+                        "parent_peak_kb": 480 * 1024,
+                        "worker_peak_kb": 350 * 1024,
+                        "total_peak_kb": None,
+                    }
+                ]
+            }
+        )
+    )
     assert _run(project) == 0
     page = (project / "docs" / "results.md").read_text()
     assert "Measured on an unstamped run (commit and machine unknown)." in page
@@ -114,7 +163,8 @@ def test_results_page_has_every_set_splits_and_not_measured(project: Path) -> No
 def test_feature_counts_come_from_the_registry(project: Path) -> None:
     (project / "params.yaml").write_text(
         "features:\n  frame_groups: [mfcc]\n  utterance_groups: [rms]\n  mfcc: {n_mfcc: 20, deltas: 0}\n"
-        "model:\n  sequence_groups: [mfcc]\n  image_group: mfcc\n")
+        "model:\n  sequence_groups: [mfcc]\n  image_group: mfcc\n"
+    )
     assert _run(project, "--no-readme") == 0
     page = (project / "docs" / "results.md").read_text()
     assert "- frame table: 20 rows per frame" in page
@@ -138,7 +188,9 @@ def test_readme_without_markers_is_an_error(project: Path) -> None:
 def test_real_readme_fits_in_8_kb_and_has_the_results_block() -> None:
     readme = ROOT / "README.md"
     size = readme.stat().st_size
-    assert size <= README_LIMIT_BYTES, f"README.md is {size} bytes; keep it within {README_LIMIT_BYTES} (move detail to docs/)"
+    assert size <= README_LIMIT_BYTES, (
+        f"README.md is {size} bytes; keep it within {README_LIMIT_BYTES} (move detail to docs/)"
+    )
     text = readme.read_text(encoding="utf-8")
     assert text.count(docs_results.BEGIN) == 1 and text.count(docs_results.END) == 1
 
@@ -159,8 +211,9 @@ def _committed_metrics(tmp_path: Path) -> Path:
 
 def test_real_readme_table_matches_the_committed_metrics(tmp_path: Path) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = text[text.index(docs_results.BEGIN) + len(docs_results.BEGIN):text.index(docs_results.END)]
+    block = text[text.index(docs_results.BEGIN) + len(docs_results.BEGIN) : text.index(docs_results.END)]
     expected = docs_results.readme_table(docs_results.model_metrics(_committed_metrics(tmp_path)), stamp(ROOT))
     rows = [line for line in block.splitlines() if line.startswith("| ")]
-    assert rows == [line for line in expected if line.startswith("| ")], \
+    assert rows == [line for line in expected if line.startswith("| ")], (
         "README's results table does not match the committed metrics/: run `python -m tools.docs_results`"
+    )

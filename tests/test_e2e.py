@@ -5,6 +5,7 @@ stage; a second generated corpus is an eval-only set (`data.eval_sets.heldout`).
 `dvc repro` does nothing, that the plots render offline, and that `dvc exp run -S
 model.lstm_units=...` re-runs only the neural model's stages.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,26 @@ import yaml
 from tests.conftest import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRED = ("eer", "eer_threshold", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
-            "n_bonafide", "n_spoof", "per_attack_eer", "eer_ci", "at_eer_threshold", "per_source_eer", "cllr",
-            "min_cllr", "f1_bonafide", "confusion")
+REQUIRED = (
+    "eer",
+    "eer_threshold",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "n_bonafide",
+    "n_spoof",
+    "per_attack_eer",
+    "eer_ci",
+    "at_eer_threshold",
+    "per_source_eer",
+    "cllr",
+    "min_cllr",
+    "f1_bonafide",
+    "confusion",
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,8 +49,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.com", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+        DVC_NO_ANALYTICS="1",
+        PYTHONHASHSEED="0",
+    )
     env.pop("PYTHONPATH", None)  # the copied package in the temp repo must be the one imported
     return env
 
@@ -76,8 +100,18 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "init"], repo)
     out = _run(["dvc", "repro"], repo)
-    assert {"download", "split", "features", "examples", "standardize", "train@cnn_lstm", "train@xgboost",
-            "evaluate@cnn_lstm", "evaluate@xgboost", "report"} <= _stages_run(out)
+    assert {
+        "download",
+        "split",
+        "features",
+        "examples",
+        "standardize",
+        "train@cnn_lstm",
+        "train@xgboost",
+        "evaluate@cnn_lstm",
+        "evaluate@xgboost",
+        "report",
+    } <= _stages_run(out)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "repro"], repo)
     return repo
@@ -170,7 +204,7 @@ def test_plots_render_offline(repo: Path, tmp_path: Path) -> None:
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "html")], repo)
     page = (tmp_path / "html" / "index.html").read_text()
     assert "cnn_lstm: ROC (test)" in page
-    assert "<script src=\"http" not in page
+    assert '<script src="http' not in page
     metrics = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "eer" in metrics
 
@@ -183,8 +217,16 @@ def test_exp_run_retrains_exactly_the_models_that_read_the_key(repo: Path) -> No
     ran = _stages_run(out)
     readers = {"cnn_lstm", "cnn_bilstm_attention", "lstm", "lcnn"}
     assert {f"evaluate@{m}" for m in readers} <= ran
-    assert not ran & {"download", "split", "features", "standardize", "train@xgboost", "evaluate@xgboost",
-                      "evaluate@cnn", "evaluate@cnn2d"}
+    assert not ran & {
+        "download",
+        "split",
+        "features",
+        "standardize",
+        "train@xgboost",
+        "evaluate@xgboost",
+        "evaluate@cnn",
+        "evaluate@cnn2d",
+    }
     assert "cnn: its hyper-parameters, training options and inputs are unchanged; kept" in out
     assert "cnn2d: its hyper-parameters, training options and inputs are unchanged; kept" in out
     for model in readers:
@@ -201,8 +243,20 @@ def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None
     manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet").set_index("utt_id")
     sample = scores.head(6)
     paths = [manifest.loc[u, "path"] for u in sample["utt_id"]]
-    out = _run([sys.executable, "-m", "deepfake_audio.cli", "predict", "--model", f"data/models/{model}",
-                "--format", "csv", *paths], repo)
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "deepfake_audio.cli",
+            "predict",
+            "--model",
+            f"data/models/{model}",
+            "--format",
+            "csv",
+            *paths,
+        ],
+        repo,
+    )
     rows = [line.split(",") for line in out.strip().splitlines() if line.startswith(("corpus", "path"))]
     header, body = rows[0], rows[1:]
     got = {r[header.index("path")]: float(r[header.index("score")]) for r in body}
@@ -214,9 +268,28 @@ def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None
 
 def test_torchrun_trains_the_stage_with_two_gloo_processes(repo: Path, tmp_path: Path) -> None:
     """The README's multi-GPU command, on the CPU: DDP over gloo; rank 0 alone writes."""
-    out = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                "-m", "stages.train", "--model", "cnn_lstm", "--manifest", "data/features/manifest.parquet",
-                "--scaled", "data/scaled", "--out", str(tmp_path / "ddp"), "--live", str(tmp_path / "live")], repo)
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "stages.train",
+            "--model",
+            "cnn_lstm",
+            "--manifest",
+            "data/features/manifest.parquet",
+            "--scaled",
+            "data/scaled",
+            "--out",
+            str(tmp_path / "ddp"),
+            "--live",
+            str(tmp_path / "live"),
+        ],
+        repo,
+    )
     assert "rank 1 of 2 done" in out
     config = json.loads((tmp_path / "ddp" / "config.json").read_text())
     assert config["model"] == "cnn_lstm" and 0.0 <= config["dev_eer"] <= 1.0

@@ -3,6 +3,7 @@
 Audio is generated here (a seeded harmonic glide); nothing is downloaded. Engine tests skip only
 where the engine is not installed.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.evaluation: metric blocks per scored set and the report table."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,22 +14,42 @@ from deepfake_audio.sources.corpora import ASV_SCORES
 def _scores(seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
-    for split, source, partition, n in (("test", "demo", "", 60), ("eval:la", "la", "eval", 40),
-                                        ("eval:mix", "x", "", 30), ("eval:mix", "y", "", 30)):
+    for split, source, partition, n in (
+        ("test", "demo", "", 60),
+        ("eval:la", "la", "eval", 40),
+        ("eval:mix", "x", "", 30),
+        ("eval:mix", "y", "", 30),
+    ):
         label = np.r_[np.ones(n // 2, int), np.zeros(n - n // 2, int)]
         score = rng.normal(label * 2.0, 1.0)
         attack = np.where(label == 1, "-", np.where(np.arange(n) % 2 == 0, "A01", "A02"))
-        rows.append(pd.DataFrame({"utt_id": [f"{split}/{source}/{i}" for i in range(n)], "split": split,
-                                  "label": label, "attack": attack, "source": source, "score": score,
-                                  "llr": 2.0 * score - 2.0, "partition": partition}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "utt_id": [f"{split}/{source}/{i}" for i in range(n)],
+                    "split": split,
+                    "label": label,
+                    "attack": attack,
+                    "source": source,
+                    "score": score,
+                    "llr": 2.0 * score - 2.0,
+                    "partition": partition,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
 def test_every_set_gets_a_full_block(tmp_path) -> None:
     raw = tmp_path / "raw"
     (raw / "la").mkdir(parents=True)
-    pd.DataFrame({"partition": "eval", "key": ["target"] * 3 + ["nontarget"] * 3 + ["spoof"] * 3,
-                  "score": [3.0, 2.0, 2.5, -1.0, -2.0, 0.0, 1.0, 2.2, -0.5]}).to_parquet(raw / "la" / ASV_SCORES)
+    pd.DataFrame(
+        {
+            "partition": "eval",
+            "key": ["target"] * 3 + ["nontarget"] * 3 + ["spoof"] * 3,
+            "score": [3.0, 2.0, 2.5, -1.0, -2.0, 0.0, 1.0, 2.2, -0.5],
+        }
+    ).to_parquet(raw / "la" / ASV_SCORES)
     metrics = metrics_from_scores(_scores(), threshold=0.5, params=EvaluateParams(bootstrap=50), raw_dir=raw)
     assert set(metrics) == {"test", "la", "mix"}
     for block in metrics.values():
@@ -58,8 +79,10 @@ def test_without_calibration_there_is_no_cllr() -> None:
 
 
 def test_report_table_shows_interval_and_dashes_for_absent_metrics() -> None:
-    metrics = {"m1": metrics_from_scores(_scores(1), threshold=0.5, params=EvaluateParams(bootstrap=50)),
-               "m2": metrics_from_scores(_scores(2), threshold=0.5, params=EvaluateParams(bootstrap=50))}
+    metrics = {
+        "m1": metrics_from_scores(_scores(1), threshold=0.5, params=EvaluateParams(bootstrap=50)),
+        "m2": metrics_from_scores(_scores(2), threshold=0.5, params=EvaluateParams(bootstrap=50)),
+    }
     summary, table = summarize(metrics)
     text = markdown_table(table)
     lines = text.strip().splitlines()

@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.examples: example log-mel spectrogram PNGs per class and attack."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,14 @@ from tests.conftest import make_corpus, synth, write_signal
 # n_mels other than the default 64, so a hard-coded band count shows up in the tests.
 AUDIO = AudioParams(sample_rate=16000, duration_s=1.0)
 FEATURES = FeatureParams(n_fft=512, hop_length=256, n_mels=48, mfcc=MfccParams(n_mfcc=20))
-SPLIT_OF_SPEAKER = {"spk00": "test", "spk01": "test", "spk02": "dev", "spk03": "train", "spk04": "train",
-                    "spk05": "eval:heldout"}
+SPLIT_OF_SPEAKER = {
+    "spk00": "test",
+    "spk01": "test",
+    "spk02": "dev",
+    "spk03": "train",
+    "spk04": "train",
+    "spk05": "eval:heldout",
+}
 EXPECTED_NAMES = ["bonafide.png", "A01.png", "A02.png", "overview.png"]
 
 
@@ -32,16 +39,18 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """6 speakers x (4 bona fide + 2 A01 + 2 A02), splits by speaker as in ``SPLIT_OF_SPEAKER``."""
     root = tmp_path_factory.mktemp("examples_corpus")
     labels = pd.read_csv(make_corpus(root, n_speakers=6, per_speaker=4, seed=5))
-    return pd.DataFrame({
-        "utt_id": ["tiny/" + Path(p).stem for p in labels["path"]],
-        "path": [str(root / p) for p in labels["path"]],
-        "label": labels["label"],
-        "speaker": labels["speaker"],
-        "attack": labels["attack"],
-        "source": "tiny",
-        "duration_s": 1.0,
-        "split": labels["speaker"].map(SPLIT_OF_SPEAKER),
-    })
+    return pd.DataFrame(
+        {
+            "utt_id": ["tiny/" + Path(p).stem for p in labels["path"]],
+            "path": [str(root / p) for p in labels["path"]],
+            "label": labels["label"],
+            "speaker": labels["speaker"],
+            "attack": labels["attack"],
+            "source": "tiny",
+            "duration_s": 1.0,
+            "split": labels["speaker"].map(SPLIT_OF_SPEAKER),
+        }
+    )
 
 
 def _draw_and_capture(manifest: pd.DataFrame, out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
@@ -50,12 +59,19 @@ def _draw_and_capture(manifest: pd.DataFrame, out_dir: Path, monkeypatch: pytest
     real_save = examples._save
 
     def spy(fig, path):
-        panels = [{"utt_id": im.get_label(), "data": np.array(im.get_array()), "cmap": im.get_cmap().name,
-                   "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel()}
-                  for ax in fig.axes for im in ax.images]
+        panels = [
+            {
+                "utt_id": im.get_label(),
+                "data": np.array(im.get_array()),
+                "cmap": im.get_cmap().name,
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+            }
+            for ax in fig.axes
+            for im in ax.images
+        ]
         labels = [ax.get_ylabel() for ax in fig.axes if not ax.images]
-        captured[Path(path).name] = {"panels": panels, "colorbar_labels": labels,
-                                     "title": fig.get_suptitle()}
+        captured[Path(path).name] = {"panels": panels, "colorbar_labels": labels, "title": fig.get_suptitle()}
         real_save(fig, path)
 
     monkeypatch.setattr(examples, "_save", spy)
@@ -116,8 +132,9 @@ def test_figures_are_labelled(first_run: dict) -> None:
     assert overview == firsts
 
 
-def test_drawn_data_is_the_feature_log_mel(first_run: dict, manifest: pd.DataFrame,
-                                           extractor: FeatureExtractor) -> None:
+def test_drawn_data_is_the_feature_log_mel(
+    first_run: dict, manifest: pd.DataFrame, extractor: FeatureExtractor
+) -> None:
     path_of = dict(zip(manifest["utt_id"], manifest["path"]))
     n_frames = 1 + AUDIO.n_samples // FEATURES.hop_length
     for fig in first_run["captured"].values():
@@ -141,17 +158,26 @@ def test_log_mel_matches_features_and_librosa(extractor: FeatureExtractor) -> No
     np.testing.assert_allclose(got.mean(axis=1), means, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(got.std(axis=1), stds, rtol=1e-6, atol=1e-4)
     # And independently, librosa's own mel spectrogram with the same settings.
-    ref = librosa.power_to_db(librosa.feature.melspectrogram(
-        y=y, sr=AUDIO.sample_rate, n_fft=FEATURES.n_fft, hop_length=FEATURES.hop_length,
-        n_mels=FEATURES.n_mels, fmin=FEATURES.fmin, power=2.0))
+    ref = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=y,
+            sr=AUDIO.sample_rate,
+            n_fft=FEATURES.n_fft,
+            hop_length=FEATURES.hop_length,
+            n_mels=FEATURES.n_mels,
+            fmin=FEATURES.fmin,
+            power=2.0,
+        )
+    )
     np.testing.assert_allclose(got, ref, atol=1e-3)
 
 
 # ---------------------------------------------------------------- determinism and cleanup
 
 
-def test_rerun_is_byte_identical_and_removes_stale_pngs(first_run: dict, manifest: pd.DataFrame,
-                                                        tmp_path: Path) -> None:
+def test_rerun_is_byte_identical_and_removes_stale_pngs(
+    first_run: dict, manifest: pd.DataFrame, tmp_path: Path
+) -> None:
     out_dir = tmp_path / "examples"
     shutil.copytree(first_run["out_dir"], out_dir)
     (out_dir / "A03.png").write_bytes(first_run["bytes"]["A01.png"])  # an attack no longer present
@@ -184,8 +210,7 @@ def test_prefers_test_then_dev_then_train_never_eval(manifest: pd.DataFrame, ext
     assert [ex.split for ex in _chosen(manifest, extractor, per_group=2)["bonafide"]] == ["test", "test"]
 
 
-def test_eval_set_clips_only_for_a_group_with_nothing_else(manifest: pd.DataFrame,
-                                                          extractor: FeatureExtractor) -> None:
+def test_eval_set_clips_only_for_a_group_with_nothing_else(manifest: pd.DataFrame, extractor: FeatureExtractor) -> None:
     donor = manifest[manifest["attack"] == "A02"].head(3)
     eval_only = donor.assign(utt_id=donor["utt_id"] + "_x", attack="A99", split="eval:heldout")
     chosen = _chosen(pd.concat([manifest, eval_only], ignore_index=True), extractor, per_group=2)
@@ -203,8 +228,9 @@ def test_choice_depends_on_seed_not_on_row_order(manifest: pd.DataFrame, extract
     assert len({picks(manifest, seed)["bonafide"][0] for seed in range(8)}) > 1
 
 
-def test_skips_unreadable_clip_and_still_fills_group(manifest: pd.DataFrame, extractor: FeatureExtractor,
-                                                     tmp_path: Path) -> None:
+def test_skips_unreadable_clip_and_still_fills_group(
+    manifest: pd.DataFrame, extractor: FeatureExtractor, tmp_path: Path
+) -> None:
     before = [ex.utt_id for ex in _chosen(manifest, extractor, per_group=2)["A01"]]
     broken = manifest.copy()
     bad = tmp_path / "broken.wav"
@@ -250,10 +276,13 @@ def test_group_names_are_safe_and_unique() -> None:
     assert examples.group_names(raw) == stems  # deterministic
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda m: m.drop(columns=["split"]), "split"),
-    (lambda m: m.assign(label="fake"), "label"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.drop(columns=["split"]), "split"),
+        (lambda m: m.assign(label="fake"), "label"),
+    ],
+)
 def test_bad_manifest_raises(manifest: pd.DataFrame, extractor: FeatureExtractor, change, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         examples.choose_examples(change(manifest), extractor=extractor)
@@ -267,8 +296,9 @@ def test_per_group_must_be_positive(manifest: pd.DataFrame, extractor: FeatureEx
 # ---------------------------------------------------------------- the examples stage
 
 
-def test_stage_draws_the_training_pool_and_reads_only_the_log_mel_keys(first_run: dict, manifest: pd.DataFrame,
-                                                                       tmp_path: Path) -> None:
+def test_stage_draws_the_training_pool_and_reads_only_the_log_mel_keys(
+    first_run: dict, manifest: pd.DataFrame, tmp_path: Path
+) -> None:
     """stages.examples: the same bytes as write_examples, whatever the feature keys the log-mel does not
     read (other groups, MFCC options, even ones the extractor would reject for these clips), and no
     figure of an attack found only in an eval set."""
@@ -276,16 +306,27 @@ def test_stage_draws_the_training_pool_and_reads_only_the_log_mel_keys(first_run
 
     from stages import examples as stage
 
-    eval_only = manifest[manifest["label"] == "spoof"].head(2).assign(
-        attack="A99", split="eval:heldout", utt_id=lambda m: m["utt_id"] + "-heldout")
+    eval_only = (
+        manifest[manifest["label"] == "spoof"]
+        .head(2)
+        .assign(attack="A99", split="eval:heldout", utt_id=lambda m: m["utt_id"] + "-heldout")
+    )
     path = tmp_path / "split" / "manifest.parquet"
     path.parent.mkdir()
     pd.concat([manifest, eval_only], ignore_index=True).to_parquet(path)
-    params = {"audio": {"sample_rate": AUDIO.sample_rate, "duration_s": AUDIO.duration_s},
-              "features": {"n_fft": FEATURES.n_fft, "hop_length": FEATURES.hop_length, "n_mels": FEATURES.n_mels,
-                           "frame_groups": ["mfcc", "spectral_contrast"], "utterance_groups": ["lfcc"],
-                           "mfcc": {"n_mfcc": 13, "deltas": 2}, "lfcc": {"n_lfcc": 10, "n_filters": 12},
-                           "spectral_contrast": {"n_bands": 7}}}  # 100 Hz * 2**7 > 8 kHz: unusable at 16 kHz
+    params = {
+        "audio": {"sample_rate": AUDIO.sample_rate, "duration_s": AUDIO.duration_s},
+        "features": {
+            "n_fft": FEATURES.n_fft,
+            "hop_length": FEATURES.hop_length,
+            "n_mels": FEATURES.n_mels,
+            "frame_groups": ["mfcc", "spectral_contrast"],
+            "utterance_groups": ["lfcc"],
+            "mfcc": {"n_mfcc": 13, "deltas": 2},
+            "lfcc": {"n_lfcc": 10, "n_filters": 12},
+            "spectral_contrast": {"n_bands": 7},
+        },
+    }  # 100 Hz * 2**7 > 8 kHz: unusable at 16 kHz
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     out = tmp_path / "plots" / "examples"
     stage.main(["--manifest", str(path), "--out", str(out), "--params", str(tmp_path / "params.yaml")])

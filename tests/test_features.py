@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.features: layout contract, equality with naive librosa, the Parquet stage."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,10 +22,21 @@ SR = 16000
 AUDIO = AudioParams(sample_rate=SR, duration_s=0.5, min_duration_s=0.1)
 # Smaller than the shipped groups (params.yaml): the 1-D sequence groups as frames, and log-mel (64
 # bands) and LFCC added for the statistics. The layout test below counts these rows.
-SEQ = {"n_mels": 64, "frame_groups": SEQUENCE_GROUPS, "utterance_groups": ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:]}
+SEQ = {
+    "n_mels": 64,
+    "frame_groups": SEQUENCE_GROUPS,
+    "utterance_groups": ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:],
+}
 FEATURES = FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
-REASONS = {"zero_bytes": "empty", "truncated": "corrupt", "not_audio": "unsupported", "nan": "non_finite",
-           "inf": "non_finite", "silent": "silent", "too_short": "too_short"}
+REASONS = {
+    "zero_bytes": "empty",
+    "truncated": "corrupt",
+    "not_audio": "unsupported",
+    "nan": "non_finite",
+    "inf": "non_finite",
+    "silent": "silent",
+    "too_short": "too_short",
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +77,10 @@ def test_groups_follow_the_registry_order_not_the_params_order() -> None:
 
 
 def test_frame_only_and_utterance_only_groups() -> None:
-    ex = FeatureExtractor(AUDIO, FeatureParams(n_mels=64, frame_groups=("log_mel",), utterance_groups=("rms",),
-                                               stats=("mean", "p50", "p90")))
+    ex = FeatureExtractor(
+        AUDIO,
+        FeatureParams(n_mels=64, frame_groups=("log_mel",), utterance_groups=("rms",), stats=("mean", "p50", "p90")),
+    )
     y = synth("noise", n_samples=AUDIO.n_samples, sample_rate=SR, seed=2)
     frames, utt = ex.extract(y)
     assert frames.shape == (64, ex.layout.n_frames)
@@ -118,14 +132,16 @@ def test_deltas_need_nine_frames() -> None:
     short = AudioParams(sample_rate=SR, duration_s=0.1, min_duration_s=0.05)  # 7 frames
     with pytest.raises(ValueError, match="mfcc.deltas needs clips of at least 9 frames"):
         FeatureExtractor(short, FeatureParams(**SEQ))
-    FeatureExtractor(short, FeatureParams(mfcc=MfccParams(deltas=0), frame_groups=SEQUENCE_GROUPS,
-                                         utterance_groups=("mfcc", "rms")))
+    FeatureExtractor(
+        short, FeatureParams(mfcc=MfccParams(deltas=0), frame_groups=SEQUENCE_GROUPS, utterance_groups=("mfcc", "rms"))
+    )
 
 
 def test_cqt_above_nyquist_is_an_error() -> None:
     with pytest.raises(ValueError, match="features.cqt"):
-        FeatureExtractor(AudioParams(sample_rate=8000, duration_s=0.5),
-                         FeatureParams(frame_groups=("cqt",), utterance_groups=()))
+        FeatureExtractor(
+            AudioParams(sample_rate=8000, duration_s=0.5), FeatureParams(frame_groups=("cqt",), utterance_groups=())
+        )
 
 
 @pytest.mark.parametrize("kind", ["sine", "noise", "harmonic"])
@@ -154,8 +170,11 @@ def test_utterance_stats_are_mean_and_std_of_frames(extractor: FeatureExtractor)
     for i, row in enumerate(layout.frame_names):  # every frame row is also summarised by default
         assert utt[names.index(f"{row}_mean")] == pytest.approx(frames[i].mean(), rel=1e-5, abs=1e-5)
         assert utt[names.index(f"{row}_std")] == pytest.approx(frames[i].std(), rel=1e-5, abs=1e-5)
-    logmel = librosa.power_to_db(librosa.feature.melspectrogram(
-        y=y, sr=SR, n_fft=FEATURES.n_fft, hop_length=FEATURES.hop_length, n_mels=FEATURES.n_mels))
+    logmel = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=y, sr=SR, n_fft=FEATURES.n_fft, hop_length=FEATURES.hop_length, n_mels=FEATURES.n_mels
+        )
+    )
     means = [names.index(f"logmel{i:03d}_mean") for i in range(FEATURES.n_mels)]
     np.testing.assert_allclose(utt[means], logmel.mean(axis=1), atol=1e-3)
     np.testing.assert_allclose(utt[[m + 1 for m in means]], logmel.std(axis=1), atol=1e-3)
@@ -187,9 +206,10 @@ def test_too_many_contrast_bands_for_the_rate() -> None:
     """100 Hz * 2**6 = 6.4 kHz is above an 8 kHz clip's Nyquist."""
     with pytest.raises(ValueError, match="spectral_contrast.n_bands"):
         FeatureExtractor(AudioParams(sample_rate=8000), FeatureParams())
-    assert CONTRAST_FMIN * 2 ** 5 < 4000
-    FeatureExtractor(AudioParams(sample_rate=8000, duration_s=0.5),
-                     FeatureParams(spectral_contrast=ContrastParams(n_bands=5)))
+    assert CONTRAST_FMIN * 2**5 < 4000
+    FeatureExtractor(
+        AudioParams(sample_rate=8000, duration_s=0.5), FeatureParams(spectral_contrast=ContrastParams(n_bands=5))
+    )
 
 
 # ---------------------------------------------------------------- units
@@ -200,11 +220,10 @@ def test_too_many_contrast_bands_for_the_rate() -> None:
 def one_second() -> tuple[FeatureExtractor, dict[str, np.ndarray]]:
     audio = AudioParams(sample_rate=SR, duration_s=1.0)
     ex = FeatureExtractor(audio, FeatureParams())
-    clips = {kind: synth(kind, n_samples=audio.n_samples, sample_rate=SR, seed=11)
-             for kind in ("harmonic", "noise")}
+    clips = {kind: synth(kind, n_samples=audio.n_samples, sample_rate=SR, seed=11) for kind in ("harmonic", "noise")}
     # A clip with a loud half and a quiet half exercises the dB floors.
     mixed = clips["harmonic"].copy()
-    mixed[audio.n_samples // 2:] *= 1e-3
+    mixed[audio.n_samples // 2 :] *= 1e-3
     clips["mixed"] = mixed
     return ex, clips
 
@@ -217,8 +236,9 @@ def test_rms_equals_time_domain_rms(one_second, clip: str) -> None:
     frames, _ = ex.extract(y)
     got = frames[ex.layout.frame_rows("rms")]
     p = ex.params
-    np.testing.assert_allclose(got, librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        got, librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length), rtol=1e-4, atol=1e-6
+    )
     tone, _ = ex.extract(synth("sine", n_samples=len(y), sample_rate=SR))
     inner = tone[ex.layout.frame_rows("rms")][0, 2:-2]
     np.testing.assert_allclose(inner, 0.5 / np.sqrt(2), rtol=0.02)
@@ -235,10 +255,17 @@ def _good_clips(root: Path) -> dict[str, Path]:
         "long": write_signal(root / "long.flac", synth("noise", n_samples=3 * n, sample_rate=SR, seed=2), SR),
         "short": write_signal(root / "short.wav", synth("sine", n_samples=n // 3, sample_rate=SR), SR),
         "rate8k": write_signal(root / "rate8k.wav", synth("harmonic", n_samples=4000, sample_rate=8000, seed=3), 8000),
-        "stereo": write_signal(root / "stereo.wav", np.stack([synth("noise", n_samples=n, sample_rate=SR, seed=4),
-                                                              synth("sine", n_samples=n, sample_rate=SR)], axis=1), SR),
-        "pcm24": write_signal(root / "pcm24.wav", synth("harmonic", n_samples=n, sample_rate=SR, seed=5), SR,
-                              subtype="PCM_24"),
+        "stereo": write_signal(
+            root / "stereo.wav",
+            np.stack(
+                [synth("noise", n_samples=n, sample_rate=SR, seed=4), synth("sine", n_samples=n, sample_rate=SR)],
+                axis=1,
+            ),
+            SR,
+        ),
+        "pcm24": write_signal(
+            root / "pcm24.wav", synth("harmonic", n_samples=n, sample_rate=SR, seed=5), SR, subtype="PCM_24"
+        ),
     }
     return clips
 
@@ -251,13 +278,19 @@ def _manifest(good: dict[str, Path], bad: dict[str, Path]) -> pd.DataFrame:
         rows.append((f"good/{name}", str(path)))
         if i < len(bad_items):
             rows.append((f"bad/{bad_items[i][0]}", str(bad_items[i][1])))
-    rows += [(f"bad/{name}", str(path)) for name, path in bad_items[len(good):]]
+    rows += [(f"bad/{name}", str(path)) for name, path in bad_items[len(good) :]]
     return pd.DataFrame(rows, columns=["utt_id", "path"])
 
 
 def _run(manifest: pd.DataFrame, out: Path, features: FeatureParams = FEATURES) -> dict:
-    return extract_features(manifest, audio=AUDIO, features=features, frames_path=out / "frames.parquet",
-                            utterances_path=out / "utterances.parquet", rejects_path=out / "rejects.csv")
+    return extract_features(
+        manifest,
+        audio=AUDIO,
+        features=features,
+        frames_path=out / "frames.parquet",
+        utterances_path=out / "utterances.parquet",
+        rejects_path=out / "rejects.csv",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -274,8 +307,14 @@ def test_stage_summary(stage: dict) -> None:
     assert s["n_in"] == len(stage["manifest"]) == 13
     assert s["n_out"] == len(stage["good"]) == 6
     assert s["n_rejected"] == len(BAD_FILE_NAMES)
-    assert s["rejects_by_reason"] == {"non_finite": 2, "empty": 1, "corrupt": 1, "unsupported": 1,
-                                      "silent": 1, "too_short": 1}
+    assert s["rejects_by_reason"] == {
+        "non_finite": 2,
+        "empty": 1,
+        "corrupt": 1,
+        "unsupported": 1,
+        "silent": 1,
+        "too_short": 1,
+    }
 
 
 def test_stage_lists_every_bad_file_with_its_reason(stage: dict) -> None:
@@ -375,13 +414,14 @@ def test_outputs_identical_for_any_n_jobs(stage: dict) -> None:
 def test_extraction_leaves_the_callers_environment_alone(stage: dict) -> None:
     """Workers limit their own BLAS threads; the calling process's environment is not edited."""
     before = dict(os.environ)
-    _run(stage["manifest"], stage["root"] / "env", FeatureParams(**SEQ, n_jobs=2, chunk_size=4, max_reject_fraction=1.0))
+    _run(
+        stage["manifest"], stage["root"] / "env", FeatureParams(**SEQ, n_jobs=2, chunk_size=4, max_reject_fraction=1.0)
+    )
     assert dict(os.environ) == before
 
 
 def test_no_temporary_files_left(stage: dict) -> None:
-    assert sorted(p.name for p in stage["out"].iterdir()) == ["frames.parquet", "rejects.csv",
-                                                              "utterances.parquet"]
+    assert sorted(p.name for p in stage["out"].iterdir()) == ["frames.parquet", "rejects.csv", "utterances.parquet"]
 
 
 def test_huge_float_samples_do_not_stop_the_stage(tmp_path: Path) -> None:
@@ -408,10 +448,10 @@ def test_fast_zcr_rolloff_centroid_bandwidth_match_librosa_on_edge_cases() -> No
     rng = np.random.default_rng(7)
     n = 16000
     y = (rng.standard_normal(n) * 0.1).astype(np.float32)
-    y[2000:6000] = 0.0                               # digital silence: silent frames
+    y[2000:6000] = 0.0  # digital silence: silent frames
     y[6000:6100:2] = -0.0
     y[7000:7100] = np.float32(5e-11) * np.sign(rng.standard_normal(100)).astype(np.float32)
-    y[9000] = 0.9                                     # a lone spike
+    y[9000] = 0.9  # a lone spike
     for frame_length, hop_length in ((512, 256), (400, 160), (1024, 512)):
         expected = librosa.feature.zero_crossing_rate(y, frame_length=frame_length, hop_length=hop_length, center=True)
         assert np.array_equal(zero_crossing_rate(y, frame_length=frame_length, hop_length=hop_length), expected)
@@ -428,7 +468,9 @@ def test_fast_zcr_rolloff_centroid_bandwidth_match_librosa_on_edge_cases() -> No
     np.testing.assert_allclose(got_b, bandwidth, rtol=1e-7, atol=0)
     silent = mag.sum(axis=0) == 0
     assert (got_c[0, silent] == 0).all() and (got_b[0, silent] == 0).all()
-    assert np.array_equal(ex._contrast(mag), librosa.feature.spectral_contrast(
-        S=mag, sr=sr, n_fft=512, freq=ex.freqs, n_bands=6, fmin=100.0))
+    assert np.array_equal(
+        ex._contrast(mag),
+        librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=512, freq=ex.freqs, n_bands=6, fmin=100.0),
+    )
     stft = librosa.stft(y, n_fft=512, hop_length=256, window=ex.window, center=True)
     assert np.array_equal(ex._magnitude(y), np.abs(stft).astype(np.float32))

@@ -1,4 +1,5 @@
 """Augmented train copies through the features stage: planned, extracted, seeded, train-only."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,14 +23,22 @@ def manifest(tmp_path: Path) -> pd.DataFrame:
     rows = []
     for i, split in enumerate(["train", "train", "dev", "test", "eval:bench"]):
         path = write_signal(tmp_path / f"c{i}.wav", synth("harmonic", n_samples=SR, sample_rate=SR, seed=i), SR)
-        rows.append({"utt_id": f"c{i}", "path": str(path), "split": split, "speaker": f"s{i}", "label": "bonafide",
-                     "attack": "-", "content_hash": f"h{i}"})
+        rows.append(
+            {
+                "utt_id": f"c{i}",
+                "path": str(path),
+                "split": split,
+                "speaker": f"s{i}",
+                "label": "bonafide",
+                "attack": "-",
+                "content_hash": f"h{i}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _params(copies: int, **augment) -> Params:
-    return Params(features=FeatureParams(n_jobs=1, chunk_size=2,
-                                         augment=AugmentConfig(copies=copies, **augment)))
+    return Params(features=FeatureParams(n_jobs=1, chunk_size=2, augment=AugmentConfig(copies=copies, **augment)))
 
 
 def test_copies_only_for_train_and_inherit_speaker_and_split(manifest: pd.DataFrame) -> None:
@@ -46,14 +55,20 @@ def test_copies_only_for_train_and_inherit_speaker_and_split(manifest: pd.DataFr
 
 
 def _extract(manifest: pd.DataFrame, params: Params, out: Path) -> tuple[list[str], np.ndarray]:
-    extract_features(manifest, audio=AudioParams(duration_s=1.0), features=params.features,
-                     frames_path=out / "frames.parquet", utterances_path=out / "utterances.parquet",
-                     rejects_path=out / "rejects.csv")
+    extract_features(
+        manifest,
+        audio=AudioParams(duration_s=1.0),
+        features=params.features,
+        frames_path=out / "frames.parquet",
+        utterances_path=out / "utterances.parquet",
+        rejects_path=out / "rejects.csv",
+    )
     return read_frames(out / "frames.parquet")
 
 
 def test_augmented_copies_are_extracted_deterministically_and_differ_from_their_source(
-        manifest: pd.DataFrame, tmp_path: Path) -> None:
+    manifest: pd.DataFrame, tmp_path: Path
+) -> None:
     params = _params(2, ops=("noise", "band_limit"))
     full = with_augmented_copies(manifest, params)
     ids, x = _extract(full, params, tmp_path / "a")

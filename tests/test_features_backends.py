@@ -1,6 +1,7 @@
 """The features stage's outputs are byte-identical whatever the backend (joblib, dask) and n_jobs,
 and ``backend: dask`` really computes on a dask cluster (equal outputs alone would also hold if
 joblib ran instead)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,13 @@ CHUNK_SIZE = 4
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("clips")
-    rows = [{"utt_id": f"c{i:02d}", "path": str(write_signal(root / f"c{i:02d}.wav",
-                                                             synth(kind, n_samples=SR, sample_rate=SR, seed=i), SR))}
-            for i, kind in enumerate(["harmonic", "noise", "sine"] * 5)]
+    rows = [
+        {
+            "utt_id": f"c{i:02d}",
+            "path": str(write_signal(root / f"c{i:02d}.wav", synth(kind, n_samples=SR, sample_rate=SR, seed=i), SR)),
+        }
+        for i, kind in enumerate(["harmonic", "noise", "sine"] * 5)
+    ]
     bad = write_bad_files(root / "bad")
     rows += [{"utt_id": f"bad_{name}", "path": str(path)} for name, path in sorted(bad.items())][:3]
     return pd.DataFrame(rows)
@@ -30,11 +35,18 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
 def _digests(manifest: pd.DataFrame, out: Path, **options: object) -> dict[str, str]:
     features = FeatureParams(chunk_size=CHUNK_SIZE, max_reject_fraction=1.0, **options)
-    extract_features(manifest, audio=AudioParams(duration_s=1.0), features=features,
-                     frames_path=out / "frames.parquet", utterances_path=out / "utterances.parquet",
-                     rejects_path=out / "rejects.csv")
-    return {name: hashlib.sha256((out / name).read_bytes()).hexdigest()
-            for name in ("frames.parquet", "utterances.parquet", "rejects.csv")}
+    extract_features(
+        manifest,
+        audio=AudioParams(duration_s=1.0),
+        features=features,
+        frames_path=out / "frames.parquet",
+        utterances_path=out / "utterances.parquet",
+        rejects_path=out / "rejects.csv",
+    )
+    return {
+        name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+        for name in ("frames.parquet", "utterances.parquet", "rejects.csv")
+    }
 
 
 def _n_chunks(manifest: pd.DataFrame) -> int:
@@ -57,8 +69,9 @@ def _record_computed_tasks(scheduler) -> list[str]:
     return computed
 
 
-def test_outputs_are_byte_identical_across_backends_and_n_jobs(manifest: pd.DataFrame, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outputs_are_byte_identical_across_backends_and_n_jobs(
+    manifest: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     distributed = pytest.importorskip("dask.distributed")
     reference = _digests(manifest, tmp_path / "joblib1", n_jobs=1)
     assert _digests(manifest, tmp_path / "joblib2", n_jobs=2) == reference
@@ -68,8 +81,13 @@ def test_outputs_are_byte_identical_across_backends_and_n_jobs(manifest: pd.Data
     class RecordedCluster(distributed.LocalCluster):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            started.append({"cluster": self, "n_workers": len(self.scheduler.workers),
-                            "computed": _record_computed_tasks(self.scheduler)})
+            started.append(
+                {
+                    "cluster": self,
+                    "n_workers": len(self.scheduler.workers),
+                    "computed": _record_computed_tasks(self.scheduler),
+                }
+            )
 
     monkeypatch.setattr(distributed, "LocalCluster", RecordedCluster)
     assert _digests(manifest, tmp_path / "dask2", n_jobs=2, backend="dask") == reference

@@ -1,4 +1,5 @@
 """Downloads (resume, checksum, Range-less servers) and safe extraction, on a local HTTP server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -79,7 +80,7 @@ def _zip(path: Path, members: dict[str, bytes], *, symlink: str | None = None) -
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return path
 
@@ -121,7 +122,9 @@ def test_extract_refuses_links(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchiveError, match="link"):
         extract(_zip(tmp_path / "l.zip", {"a.txt": b"a"}, symlink="passwd"), tmp_path / "o1")
     with pytest.raises(UnsafeArchiveError, match="link"):
-        extract(_tar(tmp_path / "s.tar", {"a.txt": b"a"}, link=("passwd", "/etc/passwd", tarfile.SYMTYPE)), tmp_path / "o2")
+        extract(
+            _tar(tmp_path / "s.tar", {"a.txt": b"a"}, link=("passwd", "/etc/passwd", tarfile.SYMTYPE)), tmp_path / "o2"
+        )
     with pytest.raises(UnsafeArchiveError, match="link"):
         extract(_tar(tmp_path / "h.tar", {"a.txt": b"a"}, link=("h", "a.txt", tarfile.LNKTYPE)), tmp_path / "o3")
 

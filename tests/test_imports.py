@@ -4,6 +4,7 @@ Every import counts, at module level or inside a function (a lazy import only hi
 the function runs); registries that discover their members (``DISCOVERS_SUBMODULES``) import them by
 name, which is no edge. The params loader imports nothing from the project.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,9 @@ def import_graph() -> dict[str, set[str]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         name = _module_name(path)
         scan = imported_modules(path, name)
-        graph[name] = {m for m in scan.imports if m != name and m.startswith("deepfake_audio")
-                       and module_path(m) is not None}
+        graph[name] = {
+            m for m in scan.imports if m != name and m.startswith("deepfake_audio") and module_path(m) is not None
+        }
     return graph
 
 

@@ -1,4 +1,5 @@
 """The ``logistic`` kind: the worked example of a model kind that lives in one file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,12 @@ def test_fit_save_load_score(tmp_path: Path) -> None:
     summary = kind.fit(data, FitContext(section=section, train=train, out_dir=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logistic.json"]
     assert summary["dev_eer"] < 0.2
-    save_config(tmp_path, bundle_config(kind, summary, section=section, train_params=train, audio=AudioParams(),
-                                        features=FeatureParams(), scaler={}))
+    save_config(
+        tmp_path,
+        bundle_config(
+            kind, summary, section=section, train_params=train, audio=AudioParams(), features=FeatureParams(), scaler={}
+        ),
+    )
     bundle = load_bundle(tmp_path)
     dev = data["dev"]
     scores = bundle.score(dev.x)

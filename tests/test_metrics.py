@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.metrics (label 1 = bona fide, higher score = more bona fide)."""
+
 from __future__ import annotations
 
 import json
@@ -111,9 +112,7 @@ def test_negated_scores_give_complementary_eer(n: int, seed: int) -> None:
 
 def test_accepts_bool_and_float_labels() -> None:
     scores = [0.9, 0.1, 0.8, 0.2]
-    assert compute_eer(np.array([True, False, True, False]), scores) == compute_eer(
-        [1.0, 0.0, 1.0, 0.0], scores
-    )
+    assert compute_eer(np.array([True, False, True, False]), scores) == compute_eer([1.0, 0.0, 1.0, 0.0], scores)
 
 
 @pytest.mark.parametrize(
@@ -160,9 +159,22 @@ def test_metric_block_is_plain_json() -> None:
 
     walk(block)
     for key in (
-        "eer", "eer_threshold", "threshold", "accuracy", "balanced_accuracy", "precision",
-        "recall", "f1", "precision_bonafide", "recall_bonafide", "f1_bonafide", "roc_auc",
-        "n_bonafide", "n_spoof", "confusion", "per_attack_eer",
+        "eer",
+        "eer_threshold",
+        "threshold",
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "precision_bonafide",
+        "recall_bonafide",
+        "f1_bonafide",
+        "roc_auc",
+        "n_bonafide",
+        "n_spoof",
+        "confusion",
+        "per_attack_eer",
     ):
         assert key in block
     assert block["n_bonafide"] == 60 and block["n_spoof"] == 90
@@ -329,13 +341,19 @@ def test_min_tdcf_hand_computed() -> None:
     # the spoofs below 1: P_miss_spoof_asv = 2/4. C1 = 0.95 * 0.99 = 0.9405, C2 = 10 * 0.05 * 0.5 = 0.25.
     # CM: bona fide {2, 0.5}, spoof {1, -1}. At t = 0.5 nothing bona fide is rejected and half the
     # spoofs pass: (C1 * 0 + C2 * 0.5) / min(C1, C2) = 0.5, the minimum (t = -1 gives 1.0, t = 1 2.381).
-    got = min_tdcf([1, 1, 0, 0], [2.0, 0.5, 1.0, -1.0], asv_target=[1.0, 2.0], asv_nontarget=[-1.0, -2.0],
-                   asv_spoof=[-0.5, 1.5, 3.0, 0.0])
+    got = min_tdcf(
+        [1, 1, 0, 0],
+        [2.0, 0.5, 1.0, -1.0],
+        asv_target=[1.0, 2.0],
+        asv_nontarget=[-1.0, -2.0],
+        asv_spoof=[-0.5, 1.5, 3.0, 0.0],
+    )
     assert got == pytest.approx(0.5)
 
 
 def test_min_tdcf_matches_a_direct_evaluation_of_the_formula() -> None:
-    from deepfake_audio.metrics import ASVSPOOF2019_TDCF_COSTS as c, min_tdcf
+    from deepfake_audio.metrics import ASVSPOOF2019_TDCF_COSTS as c
+    from deepfake_audio.metrics import min_tdcf
 
     rng = np.random.default_rng(4)
     labels, scores = _gaussian(150, 350, 1.2, seed=4)
@@ -346,8 +364,10 @@ def test_min_tdcf_matches_a_direct_evaluation_of_the_formula() -> None:
     pm, pf, pms = np.mean(tar < asv_thr), np.mean(non >= asv_thr), np.mean(spf < asv_thr)
     c1 = c["p_target"] * (c["c_miss_cm"] - c["c_miss_asv"] * pm) - c["p_nontarget"] * c["c_fa_asv"] * pf
     c2 = c["c_fa_cm"] * c["p_spoof"] * (1 - pms)
-    costs = [(c1 * np.mean(scores[labels == 1] < t) + c2 * np.mean(scores[labels == 0] >= t)) / min(c1, c2)
-             for t in np.r_[np.sort(scores), np.inf]]
+    costs = [
+        (c1 * np.mean(scores[labels == 1] < t) + c2 * np.mean(scores[labels == 0] >= t)) / min(c1, c2)
+        for t in np.r_[np.sort(scores), np.inf]
+    ]
     got = min_tdcf(labels, scores, asv_target=tar, asv_nontarget=non, asv_spoof=spf)
     assert got == pytest.approx(min(costs))
     assert 0.0 < got < 1.0

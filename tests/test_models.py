@@ -1,4 +1,5 @@
 """Every registered model kind: shapes, declared params, inputs, and that each one can learn."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,10 +53,19 @@ def test_unused_keys_do_not_change_the_model(name: str) -> None:
     kind = get_model_kind(name)
     base = kind.build(64, 63, SMALL)
     shapes = {k: v.shape for k, v in base.state_dict().items()}
-    changes = {"conv_channels": 32, "n_conv_blocks": 3, "kernel_size": 3, "lstm_units": 24, "lstm_layers": 2,
-               "attention_dim": 24, "dense_units": 24}
+    changes = {
+        "conv_channels": 32,
+        "n_conv_blocks": 3,
+        "kernel_size": 3,
+        "lstm_units": 24,
+        "lstm_layers": 2,
+        "attention_dim": 24,
+        "dense_units": 24,
+    }
     for key, value in changes.items():
-        other = {k: v.shape for k, v in kind.build(64, 63, dataclasses.replace(SMALL, **{key: value})).state_dict().items()}
+        other = {
+            k: v.shape for k, v in kind.build(64, 63, dataclasses.replace(SMALL, **{key: value})).state_dict().items()
+        }
         assert (other != shapes) == (key in kind.uses), key
 
 
@@ -68,17 +78,23 @@ def test_frame_groups_per_model() -> None:
     assert get_model_kind("xgboost").groups(XGBoostParams()) is None
 
 
-@pytest.mark.parametrize("data, key", [({"sequence_groups": []}, "model.sequence_groups"),
-                                       ({"attention_dim": 0}, "model.attention_dim")])
+@pytest.mark.parametrize(
+    "data, key", [({"sequence_groups": []}, "model.sequence_groups"), ({"attention_dim": 0}, "model.attention_dim")]
+)
 def test_bad_model_params(data: dict, key: str) -> None:
     with pytest.raises(ParamError) as info:
         from_dict(ModelParams, data, prefix="model")
     assert info.value.key == key
 
 
-@pytest.mark.parametrize("model, key, value", [({"sequence_groups": ["mfcc", "mel"]}, "model.sequence_groups", "mel"),
-                                               ({"image_group": "spectrogram"}, "model.image_group", "spectrogram"),
-                                               ({"image_group": "cqt"}, "model.image_group", "cqt")])
+@pytest.mark.parametrize(
+    "model, key, value",
+    [
+        ({"sequence_groups": ["mfcc", "mel"]}, "model.sequence_groups", "mel"),
+        ({"image_group": "spectrogram"}, "model.image_group", "spectrogram"),
+        ({"image_group": "cqt"}, "model.image_group", "cqt"),
+    ],
+)
 def test_a_model_reading_a_group_features_do_not_extract_fails_at_load(model: dict, key: str, value: str) -> None:
     """A cross-section rule checked by the model registry when the train stage loads its params."""
     params = params_from_dict({"model": model})
@@ -105,8 +121,9 @@ def test_a_kind_with_its_own_section_parses_it_with_its_own_dataclass() -> None:
     class TinyParams:
         depth: int = 2
 
-    kind = ModelKind("tiny", "tiny", TinyParams, "utterances", "tiny.json", fit=None, load=None, score=None,
-                     uses=("depth",))
+    kind = ModelKind(
+        "tiny", "tiny", TinyParams, "utterances", "tiny.json", fit=None, load=None, score=None, uses=("depth",)
+    )
     params = params_from_dict({"train": {"models": {"tiny": "tiny"}}, "tiny": {"depth": 5}})
     assert kind.section(params) == TinyParams(depth=5)
     with pytest.raises(ParamError) as info:

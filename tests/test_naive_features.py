@@ -5,6 +5,7 @@ way; ``benchmarks/features.py`` times it against ``FeatureExtractor``. These tes
 two compute the same thing, so the speed-up is not bought with different numbers, and that the
 tolerances are tight enough to notice a real difference.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,9 @@ pytest.importorskip("librosa")
 AUDIO = AudioParams()  # the defaults of params.yaml: 16 kHz, 4 s
 # Every registered group, as frame rows and as statistics (percentiles too), so that each is checked;
 # the default set is a subset.
-PARAMS = FeatureParams(frame_groups=tuple(GROUPS), utterance_groups=tuple(GROUPS),
-                       stats=("mean", "std", "p10", "p50", "p90"))
+PARAMS = FeatureParams(
+    frame_groups=tuple(GROUPS), utterance_groups=tuple(GROUPS), stats=("mean", "std", "p10", "p50", "p90")
+)
 SR = AUDIO.sample_rate
 
 # (rtol, atol) per feature group, applied as |extract - naive| <= atol + rtol * |naive| to the
@@ -67,14 +69,17 @@ NOT_VACUOUS = 10.0
 def _clips() -> dict[str, np.ndarray]:
     """Full-band clips: every STFT bin holds signal, or at least the synth's noise floor."""
     n = AUDIO.n_samples
-    clips = {f"harmonic_{f0}": synth("harmonic", n_samples=n, sample_rate=SR, seed=s, f0=float(f0))
-             for s, f0 in ((1, 140), (2, 180), (3, 220))}
+    clips = {
+        f"harmonic_{f0}": synth("harmonic", n_samples=n, sample_rate=SR, seed=s, f0=float(f0))
+        for s, f0 in ((1, 140), (2, 180), (3, 220))
+    }
     clips["noise"] = synth("noise", n_samples=n, sample_rate=SR, seed=4)
     voiced = synth("harmonic", n_samples=n, sample_rate=SR, seed=5, f0=190.0)
-    clips["harmonic_plus_noise"] = np.clip(voiced + 0.5 * synth("noise", n_samples=n, sample_rate=SR, seed=6),
-                                           -1, 1).astype(np.float32)
+    clips["harmonic_plus_noise"] = np.clip(
+        voiced + 0.5 * synth("noise", n_samples=n, sample_rate=SR, seed=6), -1, 1
+    ).astype(np.float32)
     mixed = clips["harmonic_140"].copy()
-    mixed[n // 2:] *= 1e-3  # a loud half and a quiet half exercise the dB floors
+    mixed[n // 2 :] *= 1e-3  # a loud half and a quiet half exercise the dB floors
     clips["loud_then_quiet"] = mixed
     return clips
 
@@ -88,8 +93,9 @@ def _band_limited_clips() -> dict[str, np.ndarray]:
     clips = {}
     for seed, f0, cutoff in ((1, 150.0, 4000), (2, 180.0, 4000), (3, 210.0, 6000)):
         y = synth("harmonic", n_samples=n, sample_rate=SR, seed=seed, f0=f0)
-        clips[f"lowpass_{cutoff // 1000}k_{int(f0)}"] = sosfilt(butter(8, cutoff, fs=SR, output="sos"),
-                                                                 y).astype(np.float32)
+        clips[f"lowpass_{cutoff // 1000}k_{int(f0)}"] = sosfilt(butter(8, cutoff, fs=SR, output="sos"), y).astype(
+            np.float32
+        )
     return clips
 
 
@@ -126,8 +132,9 @@ def _excess(got: np.ndarray, expected: np.ndarray, group: str) -> float:
     return float(ratio.max())
 
 
-def _excess_by_group(extractor: FeatureExtractor, a: tuple[np.ndarray, np.ndarray],
-                     b: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+def _excess_by_group(
+    extractor: FeatureExtractor, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> dict[str, float]:
     """Per group, the worst :func:`_excess` over its frame rows and its utterance statistics."""
     (fa, ua), (fb, ub) = a, b
     out = {}
@@ -162,8 +169,7 @@ def test_extract_equals_naive_librosa(extractor: FeatureExtractor, project, clip
 
 
 @pytest.mark.parametrize("clip", sorted(BAND_LIMITED))
-def test_band_limited_clip_equals_naive_librosa_but_contrast(extractor: FeatureExtractor, project,
-                                                             clip: str) -> None:
+def test_band_limited_clip_equals_naive_librosa_but_contrast(extractor: FeatureExtractor, project, clip: str) -> None:
     naive = naive_features(BAND_LIMITED[clip], sample_rate=SR, params=PARAMS, tuning=0.0)
     excess = _excess_by_group(extractor, project[clip], naive)
     del excess["spectral_contrast"]  # see the next test

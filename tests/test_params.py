@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.params: defaults, the repo's params.yaml, and ParamError messages."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,20 @@ import yaml
 
 from deepfake_audio.errors import ParamError
 from deepfake_audio.models import get_model_kind, known_models
-from deepfake_audio.params import (AudioParams, DataParams, FeatureParams, ModelParams, Params, SplitParams,
-                                   TrainParams, XGBoostParams, as_dict, from_dict, load_params, params_from_dict)
+from deepfake_audio.params import (
+    AudioParams,
+    DataParams,
+    FeatureParams,
+    ModelParams,
+    Params,
+    SplitParams,
+    TrainParams,
+    XGBoostParams,
+    as_dict,
+    from_dict,
+    load_params,
+    params_from_dict,
+)
 
 REPO_PARAMS = Path(__file__).parents[1] / "params.yaml"
 
@@ -89,19 +102,22 @@ def test_unknown_section() -> None:
     assert "train" in err.allowed
 
 
-@pytest.mark.parametrize("data,key,allowed", [
-    ({"train": {"epochs": "5"}}, "train.epochs", "expected an integer"),
-    ({"train": {"epochs": 5.0}}, "train.epochs", "expected an integer"),
-    ({"train": {"epochs": True}}, "train.epochs", "expected an integer"),
-    ({"train": {"lr": "fast"}}, "train.lr", "expected a number"),
-    ({"train": {"lr": False}}, "train.lr", "expected a number"),
-    ({"audio": {"sample_rate": None}}, "audio.sample_rate", "expected an integer"),
-    ({"train": {"models": ["cnn_lstm"]}}, "train.models", "expected a mapping"),
-    ({"data": {"sources": "demo"}}, "data.sources", "expected a list"),
-    ({"data": {"sources": [{"kind": "demo"}, "folder"]}}, "data.sources[1]", "expected a mapping"),
-    ({"features": {"n_fft": [512]}}, "features.n_fft", "expected an integer"),
-    ({"audio": 16000}, "audio", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "data,key,allowed",
+    [
+        ({"train": {"epochs": "5"}}, "train.epochs", "expected an integer"),
+        ({"train": {"epochs": 5.0}}, "train.epochs", "expected an integer"),
+        ({"train": {"epochs": True}}, "train.epochs", "expected an integer"),
+        ({"train": {"lr": "fast"}}, "train.lr", "expected a number"),
+        ({"train": {"lr": False}}, "train.lr", "expected a number"),
+        ({"audio": {"sample_rate": None}}, "audio.sample_rate", "expected an integer"),
+        ({"train": {"models": ["cnn_lstm"]}}, "train.models", "expected a mapping"),
+        ({"data": {"sources": "demo"}}, "data.sources", "expected a list"),
+        ({"data": {"sources": [{"kind": "demo"}, "folder"]}}, "data.sources[1]", "expected a mapping"),
+        ({"features": {"n_fft": [512]}}, "features.n_fft", "expected an integer"),
+        ({"audio": 16000}, "audio", "expected a mapping"),
+    ],
+)
 def test_wrong_types(data: dict, key: str, allowed: str) -> None:
     err = _raises(data, key=key)
     assert allowed in err.allowed
@@ -111,37 +127,40 @@ def test_wrong_types(data: dict, key: str, allowed: str) -> None:
     assert repr(value) in str(err)
 
 
-@pytest.mark.parametrize("data,key,allowed", [
-    ({"train": {"epochs": 0}}, "train.epochs", "> 0"),
-    ({"train": {"lr": -0.1}}, "train.lr", "> 0"),
-    ({"train": {"weight_decay": -1e-4}}, "train.weight_decay", ">= 0"),
-    ({"train": {"models": {}}}, "train.models", "at least one"),
-    ({"audio": {"sample_rate": 0}}, "audio.sample_rate", "> 0"),
-    ({"audio": {"duration_s": -1.0}}, "audio.duration_s", "> 0"),
-    ({"split": {"train": 1.0, "dev": 0.0, "test": 0.0}}, "split.train", "(0, 1)"),
-    ({"features": {"mfcc": {"n_mfcc": 200}}}, "features.mfcc.n_mfcc", "n_mels (128)"),
-    ({"features": {"mfcc": {"deltas": 3}}}, "features.mfcc.deltas", "delta-delta"),
-    ({"features": {"lfcc": {"n_lfcc": 30}}}, "features.lfcc.n_lfcc", "n_filters (20)"),
-    ({"features": {"utterance_groups": ["rms", "rms"]}}, "features.utterance_groups", "at most once"),
-    ({"features": {"frame_groups": [], "utterance_groups": []}}, "features.frame_groups", "at least one"),
-    ({"features": {"stats": ["mean", "median"]}}, "features.stats", "p50"),
-    ({"features": {"stats": ["p101"]}}, "features.stats", "percentile"),
-    ({"features": {"stats": []}}, "features.stats", "at least one"),
-    ({"features": {"cqt": {"bins_per_octave": 0}}}, "features.cqt.bins_per_octave", "> 0"),
-    ({"features": {"hop_length": 1024}}, "features.hop_length", "n_fft (512)"),
-    ({"features": {"spectral_rolloff": {"roll_percent": 1.0}}}, "features.spectral_rolloff.roll_percent", "(0, 1)"),
-    ({"features": {"max_reject_fraction": 1.5}}, "features.max_reject_fraction", "[0, 1]"),
-    ({"features": {"n_jobs": 0}}, "features.n_jobs", "-1"),
-    ({"features": {"n_jobs": -2}}, "features.n_jobs", "-1"),
-    ({"model": {"dropout": 1.0}}, "model.dropout", "[0, 1)"),
-    ({"model": {"kernel_size": 0}}, "model.kernel_size", "> 0"),
-    ({"xgboost": {"subsample": 0.0}}, "xgboost.subsample", "(0, 1]"),
-    ({"xgboost": {"max_depth": -3}}, "xgboost.max_depth", "> 0"),
-    ({"data": {"sources": []}}, "data.sources", "at least one"),
-    ({"data": {"sources": [{"path": "x.csv"}]}}, "data.sources[0]", "'kind'"),
-    ({"data": {"eval_sets": {"dev": {"kind": "demo"}}}}, "data.eval_sets.dev", "train/dev/test"),
-    ({"data": {"eval_sets": {"bench": "x.csv"}}}, "data.eval_sets.bench", "'kind'"),
-])
+@pytest.mark.parametrize(
+    "data,key,allowed",
+    [
+        ({"train": {"epochs": 0}}, "train.epochs", "> 0"),
+        ({"train": {"lr": -0.1}}, "train.lr", "> 0"),
+        ({"train": {"weight_decay": -1e-4}}, "train.weight_decay", ">= 0"),
+        ({"train": {"models": {}}}, "train.models", "at least one"),
+        ({"audio": {"sample_rate": 0}}, "audio.sample_rate", "> 0"),
+        ({"audio": {"duration_s": -1.0}}, "audio.duration_s", "> 0"),
+        ({"split": {"train": 1.0, "dev": 0.0, "test": 0.0}}, "split.train", "(0, 1)"),
+        ({"features": {"mfcc": {"n_mfcc": 200}}}, "features.mfcc.n_mfcc", "n_mels (128)"),
+        ({"features": {"mfcc": {"deltas": 3}}}, "features.mfcc.deltas", "delta-delta"),
+        ({"features": {"lfcc": {"n_lfcc": 30}}}, "features.lfcc.n_lfcc", "n_filters (20)"),
+        ({"features": {"utterance_groups": ["rms", "rms"]}}, "features.utterance_groups", "at most once"),
+        ({"features": {"frame_groups": [], "utterance_groups": []}}, "features.frame_groups", "at least one"),
+        ({"features": {"stats": ["mean", "median"]}}, "features.stats", "p50"),
+        ({"features": {"stats": ["p101"]}}, "features.stats", "percentile"),
+        ({"features": {"stats": []}}, "features.stats", "at least one"),
+        ({"features": {"cqt": {"bins_per_octave": 0}}}, "features.cqt.bins_per_octave", "> 0"),
+        ({"features": {"hop_length": 1024}}, "features.hop_length", "n_fft (512)"),
+        ({"features": {"spectral_rolloff": {"roll_percent": 1.0}}}, "features.spectral_rolloff.roll_percent", "(0, 1)"),
+        ({"features": {"max_reject_fraction": 1.5}}, "features.max_reject_fraction", "[0, 1]"),
+        ({"features": {"n_jobs": 0}}, "features.n_jobs", "-1"),
+        ({"features": {"n_jobs": -2}}, "features.n_jobs", "-1"),
+        ({"model": {"dropout": 1.0}}, "model.dropout", "[0, 1)"),
+        ({"model": {"kernel_size": 0}}, "model.kernel_size", "> 0"),
+        ({"xgboost": {"subsample": 0.0}}, "xgboost.subsample", "(0, 1]"),
+        ({"xgboost": {"max_depth": -3}}, "xgboost.max_depth", "> 0"),
+        ({"data": {"sources": []}}, "data.sources", "at least one"),
+        ({"data": {"sources": [{"path": "x.csv"}]}}, "data.sources[0]", "'kind'"),
+        ({"data": {"eval_sets": {"dev": {"kind": "demo"}}}}, "data.eval_sets.dev", "train/dev/test"),
+        ({"data": {"eval_sets": {"bench": "x.csv"}}}, "data.eval_sets.bench", "'kind'"),
+    ],
+)
 def test_out_of_range(data: dict, key: str, allowed: str) -> None:
     err = _raises(data, key=key)
     assert allowed in err.allowed
@@ -149,21 +168,36 @@ def test_out_of_range(data: dict, key: str, allowed: str) -> None:
 
 def test_accepted_edge_values() -> None:
     """The boundaries the messages promise are really allowed."""
-    params = from_dict(Params, {"features": {"n_jobs": -1, "max_reject_fraction": 0.0, "mfcc": {"n_mfcc": 64, "deltas": 0},
-                                             "stats": ["p0", "p100"], "frame_groups": []},
-                                "train": {"weight_decay": 0, "grad_clip": 0.0},
-                                "xgboost": {"subsample": 1.0}, "model": {"dropout": 0.0}}, prefix="")
+    params = from_dict(
+        Params,
+        {
+            "features": {
+                "n_jobs": -1,
+                "max_reject_fraction": 0.0,
+                "mfcc": {"n_mfcc": 64, "deltas": 0},
+                "stats": ["p0", "p100"],
+                "frame_groups": [],
+            },
+            "train": {"weight_decay": 0, "grad_clip": 0.0},
+            "xgboost": {"subsample": 1.0},
+            "model": {"dropout": 0.0},
+        },
+        prefix="",
+    )
     assert params.features.n_jobs == -1
     assert params.xgboost.subsample == 1.0
 
 
-@pytest.mark.parametrize("section,key,value,choices", [
-    ("train", "device", "gpu", "auto, cpu, cuda"),
-    ("train", "balance", "undersample", "weights, oversample, none"),
-    ("audio", "pad", "reflect", "repeat, zero"),
-    ("audio", "crop", "random", "start, center"),
-    ("split", "strategy", "kfold", "stratified_group, official, unseen_attacks, random"),
-])
+@pytest.mark.parametrize(
+    "section,key,value,choices",
+    [
+        ("train", "device", "gpu", "auto, cpu, cuda"),
+        ("train", "balance", "undersample", "weights, oversample, none"),
+        ("audio", "pad", "reflect", "repeat, zero"),
+        ("audio", "crop", "random", "start, center"),
+        ("split", "strategy", "kfold", "stratified_group, official, unseen_attacks, random"),
+    ],
+)
 def test_bad_literal_lists_choices(section: str, key: str, value: str, choices: str) -> None:
     err = _raises({section: {key: value}}, key=f"{section}.{key}")
     assert err.value == value
@@ -177,15 +211,17 @@ def test_int_is_accepted_for_float_and_converted() -> None:
 
 
 def test_lists_become_tuples() -> None:
-    params = from_dict(Params, {"data": {"sources": [{"kind": "demo"}, {"kind": "folder", "path": "x"}]}},
-                       prefix="")
+    params = from_dict(Params, {"data": {"sources": [{"kind": "demo"}, {"kind": "folder", "path": "x"}]}}, prefix="")
     assert params.data.sources == ({"kind": "demo"}, {"kind": "folder", "path": "x"})
 
 
-@pytest.mark.parametrize("values,total", [
-    ({"train": 0.5, "dev": 0.2, "test": 0.2}, "0.9"),
-    ({"train": 0.7, "dev": 0.2, "test": 0.2}, "1.1"),
-])
+@pytest.mark.parametrize(
+    "values,total",
+    [
+        ({"train": 0.5, "dev": 0.2, "test": 0.2}, "0.9"),
+        ({"train": 0.7, "dev": 0.2, "test": 0.2}, "1.1"),
+    ],
+)
 def test_split_fractions_must_sum_to_one(values: dict, total: str) -> None:
     err = _raises({"split": values}, key="split")
     assert "must be 1" in err.allowed and total in err.allowed
@@ -205,9 +241,15 @@ def test_load_params_reports_dotted_key_from_file(tmp_path: Path) -> None:
 
 
 def test_each_section_class_validates_with_its_prefix() -> None:
-    for cls, section in ((AudioParams, "audio"), (FeatureParams, "features"), (ModelParams, "model"),
-                         (TrainParams, "train"), (XGBoostParams, "xgboost"), (DataParams, "data"),
-                         (SplitParams, "split")):
+    for cls, section in (
+        (AudioParams, "audio"),
+        (FeatureParams, "features"),
+        (ModelParams, "model"),
+        (TrainParams, "train"),
+        (XGBoostParams, "xgboost"),
+        (DataParams, "data"),
+        (SplitParams, "split"),
+    ):
         assert from_dict(cls, {}, prefix=section) == cls()
         with pytest.raises(ParamError) as info:
             from_dict(cls, {"no_such_key": 1}, prefix=section)
@@ -296,8 +338,9 @@ def test_a_section_train_models_does_not_name_is_an_error(tmp_path: Path) -> Non
 
 
 def test_a_model_kinds_own_section_is_kept_for_its_kind() -> None:
-    params = params_from_dict({"train": {"models": {"cnn_lstm": "model", "mine": "my_section"}},
-                               "my_section": {"depth": 3}})
+    params = params_from_dict(
+        {"train": {"models": {"cnn_lstm": "model", "mine": "my_section"}}, "my_section": {"depth": 3}}
+    )
     assert params.section("my_section") == {"depth": 3}
     assert params.section("model") is params.model
     with pytest.raises(ParamError) as info:
@@ -308,12 +351,17 @@ def test_a_model_kinds_own_section_is_kept_for_its_kind() -> None:
 def test_augmentation_rates_must_fit_the_sample_rate_at_load_time() -> None:
     """A cross-section rule: fails when params load, naming the key, not later in a feature worker."""
     with pytest.raises(ParamError) as info:
-        params_from_dict({"audio": {"sample_rate": 8000},
-                          "features": {"augment": {"copies": 1, "resample_rates": [11025]}}})
+        params_from_dict(
+            {"audio": {"sample_rate": 8000}, "features": {"augment": {"copies": 1, "resample_rates": [11025]}}}
+        )
     assert info.value.key == "features.augment.resample_rates[0]" and "8000" in info.value.allowed
     with pytest.raises(ParamError) as info:
-        params_from_dict({"audio": {"sample_rate": 8000},
-                          "features": {"augment": {"copies": 1, "resample_rates": [4000], "band_limit_hz": [[50.0, 7000.0]]}}})
+        params_from_dict(
+            {
+                "audio": {"sample_rate": 8000},
+                "features": {"augment": {"copies": 1, "resample_rates": [4000], "band_limit_hz": [[50.0, 7000.0]]}},
+            }
+        )
     assert info.value.key == "features.augment.band_limit_hz[0]"
 
 
@@ -338,6 +386,10 @@ def test_the_params_loader_imports_nothing_from_the_project() -> None:
     import deepfake_audio.params as module
 
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name for n in ast.walk(tree)
-                if isinstance(n, (ast.Import, ast.ImportFrom)) for a in (n.names if isinstance(n, ast.Import) else [n])]
+    imported = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in (n.names if isinstance(n, ast.Import) else [n])
+    ]
     assert not [m for m in imported if m and m.split(".")[0] == "deepfake_audio"]

@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.plots (label 1 = bona fide, higher score = more bona fide)."""
+
 from __future__ import annotations
 
 import json
@@ -125,19 +126,15 @@ COMPARISON = pd.DataFrame(
 )
 
 PNG_WRITERS: dict[str, Callable[[Path], None]] = {
-    "roc": lambda p: plots.save_roc_png(
-        p, {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}, title="ROC"
-    ),
-    "det": lambda p: plots.save_det_png(
-        p, {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}, title="DET"
-    ),
-    "confusion": lambda p: plots.save_confusion_png(
-        p, LABELS, SCORES, threshold=0.9, title="Confusion"
-    ),
+    "roc": lambda p: plots.save_roc_png(p, {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}, title="ROC"),
+    "det": lambda p: plots.save_det_png(p, {"lcnn": (LABELS, SCORES), "gmm": (LABELS2, SCORES2)}, title="DET"),
+    "confusion": lambda p: plots.save_confusion_png(p, LABELS, SCORES, threshold=0.9, title="Confusion"),
     "hist": lambda p: plots.save_score_hist_png(p, LABELS, SCORES, threshold=0.9, title="Scores"),
     "comparison": lambda p: plots.save_comparison_png(p, COMPARISON, metric="eer"),
     "attack_eer": lambda p: plots.save_attack_eer_png(
-        p, {"test": {"A01": 0.02, "A10": 0.3}, "bench": {"vc:adain": 0.41}}, title="EER",
+        p,
+        {"test": {"A01": 0.02, "A10": 0.3}, "bench": {"vc:adain": 0.41}},
+        title="EER",
         pooled={"test": 0.05},
     ),
     "roc_det": lambda p: plots.save_models_roc_det_png(
@@ -230,20 +227,25 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
         for ax in fig.axes:
             # The axes' own legend, else the figure's (shared by both ROC/DET panels).
             legend = ax.get_legend() or (fig.legends[0] if fig.legends else None)
-            axes.append({
-                "title": ax.get_title(),
-                "x_span": (ax.get_position().x0, ax.get_position().x1),
-                "y_down": ax.yaxis_inverted(),
-                "xlabel": ax.get_xlabel(),
-                "yticks": [t.get_text() for t in ax.get_yticklabels()],
-                "xticks": [t.get_text() for t in ax.get_xticklabels()],
-                "bars": [(r.get_y() + r.get_height() / 2, r.get_width(), r.get_facecolor())
-                         for r in ax.patches if isinstance(r, Rectangle)],
-                "texts": [t.get_text() for t in ax.texts],
-                "vlines": len(ax.collections),
-                "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
-                "suptitle": fig.get_suptitle(),
-            })
+            axes.append(
+                {
+                    "title": ax.get_title(),
+                    "x_span": (ax.get_position().x0, ax.get_position().x1),
+                    "y_down": ax.yaxis_inverted(),
+                    "xlabel": ax.get_xlabel(),
+                    "yticks": [t.get_text() for t in ax.get_yticklabels()],
+                    "xticks": [t.get_text() for t in ax.get_xticklabels()],
+                    "bars": [
+                        (r.get_y() + r.get_height() / 2, r.get_width(), r.get_facecolor())
+                        for r in ax.patches
+                        if isinstance(r, Rectangle)
+                    ],
+                    "texts": [t.get_text() for t in ax.texts],
+                    "vlines": len(ax.collections),
+                    "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+                    "suptitle": fig.get_suptitle(),
+                }
+            )
         seen.append(axes)
         save(fig, path)
 
@@ -253,8 +255,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
 
 def test_attack_eer_png_draws_bars_in_natural_order(drawn: list, tmp_path: Path) -> None:
     per_attack = {"test": {"A10": 0.25, "A2": 0.0, "A01": 0.031}, "bench": {"vc:adain": 0.5}}
-    plots.save_attack_eer_png(tmp_path / "a.png", per_attack, title="T",
-                              pooled={"test": 0.1})
+    plots.save_attack_eer_png(tmp_path / "a.png", per_attack, title="T", pooled={"test": 0.1})
     (ax,) = drawn[0]
     assert ax["yticks"] == ["A01", "A2", "A10", "vc:adain"]
     assert ax["y_down"]  # read top to bottom
@@ -289,16 +290,16 @@ def test_models_roc_det_png_panels_and_legend(drawn: list, tmp_path: Path) -> No
 
 def test_natural_key_orders_attack_ids() -> None:
     ids = ["A10", "vc:adain", "A2", "tts:vits", "a1", "A01b", "A100"]
-    assert sorted(ids, key=plots._natural_key) == [
-        "a1", "A01b", "A2", "A10", "A100", "tts:vits", "vc:adain"
-    ]
+    assert sorted(ids, key=plots._natural_key) == ["a1", "A01b", "A2", "A10", "A100", "tts:vits", "vc:adain"]
 
 
 def test_attack_eer_png_height_grows_with_attacks(tmp_path: Path) -> None:
     plots.save_attack_eer_png(tmp_path / "one.png", {"test": _attacks(1)}, title="t")
     plots.save_attack_eer_png(
-        tmp_path / "many.png", {"test": _attacks(20), "eval": _attacks(20, seed=1)},
-        title="t", pooled={"test": 0.1, "eval": 0.2},
+        tmp_path / "many.png",
+        {"test": _attacks(20), "eval": _attacks(20, seed=1)},
+        title="t",
+        pooled={"test": 0.1, "eval": 0.2},
     )
     h1, w1 = _image_hw(tmp_path / "one.png")
     h20, w20 = _image_hw(tmp_path / "many.png")
@@ -332,9 +333,7 @@ def test_attack_eer_png_disjoint_sets_share_no_row(tmp_path: Path) -> None:
         ({"test": {"A01": 0.1}}, {"test": -0.1}, "pooled"),
     ],
 )
-def test_attack_eer_png_input_errors(
-    per_attack: dict, pooled: dict | None, match: str, tmp_path: Path
-) -> None:
+def test_attack_eer_png_input_errors(per_attack: dict, pooled: dict | None, match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         plots.save_attack_eer_png(tmp_path / "a.png", per_attack, title="t", pooled=pooled)
     assert list(tmp_path.iterdir()) == []
@@ -356,9 +355,7 @@ def test_models_roc_det_png_input_errors(tmp_path: Path) -> None:
         plots.save_models_roc_det_png(tmp_path / "rd.png", {}, title="t")
     one_class = ([1, 1, 1], [0.2, 0.5, 0.9])
     with pytest.raises(ValueError, match="at least one bona fide and one spoof"):
-        plots.save_models_roc_det_png(
-            tmp_path / "rd.png", {"ok": (LABELS, SCORES), "bad": one_class}, title="t"
-        )
+        plots.save_models_roc_det_png(tmp_path / "rd.png", {"ok": (LABELS, SCORES), "bad": one_class}, title="t")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -367,6 +364,5 @@ def test_more_curves_and_sets_than_colours(drawn: list, tmp_path: Path) -> None:
     y = np.array([1, 1, 0, 0])
     curves = {f"m{k}": (y, np.array([k, 2.0, 1.0, 0.0])) for k in range(11)}
     plots.save_models_roc_det_png(tmp_path / "rd.png", curves, title="t")
-    plots.save_attack_eer_png(tmp_path / "a.png", {f"s{k}": {"A01": 0.01 * k} for k in range(11)},
-                              title="t")
+    plots.save_attack_eer_png(tmp_path / "a.png", {f"s{k}": {"A01": 0.01 * k} for k in range(11)}, title="t")
     assert len(drawn[0][0]["legend"]) == 11 and len(drawn[1][0]["bars"]) == 11

@@ -21,9 +21,7 @@ TEMPLATE = REPO_ROOT / "dvc_plots" / "offline_template.html"
 # Same value as in the project's .dvc/config (relative to the .dvc/ directory).
 TEMPLATE_CONFIG_VALUE = "../dvc_plots/offline_template.html"
 
-REMOTE_SCRIPT_RE = re.compile(
-    r"""<script\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
-)
+REMOTE_SCRIPT_RE = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 SCRIPT_BLOCK_RE = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL | re.IGNORECASE)
 
 # Distinctive values so we can find the plot data in the rendered page.
@@ -49,8 +47,13 @@ def _dvc_cmd() -> list[str]:
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=120,
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}"
     return proc.stdout

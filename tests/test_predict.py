@@ -3,6 +3,7 @@
 Bundles are tiny real models trained once per session by the pipeline's own stages
 (tests/bundles.py); clips are generated.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,7 @@ import soundfile as sf
 
 from deepfake_audio.cli import format_table, main
 from deepfake_audio.errors import NonFiniteAudio, SilentAudio
-from deepfake_audio.predict import (Predictor, WindowStream, best_bundle, list_bundles, pcm_chunks,
-                                    window_spans)
+from deepfake_audio.predict import Predictor, WindowStream, best_bundle, list_bundles, pcm_chunks, window_spans
 from tests.bundles import session_bundles
 from tests.conftest import synth, write_bad_files, write_signal
 
@@ -55,12 +55,15 @@ def _csv_rows(text: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_file_scores_are_finite_calibrated_and_thresholded(predictors: dict[str, Predictor], tmp_path: Path,
-                                                           model: str) -> None:
+def test_file_scores_are_finite_calibrated_and_thresholded(
+    predictors: dict[str, Predictor], tmp_path: Path, model: str
+) -> None:
     predictor = predictors[model]
-    paths = [write_signal(tmp_path / "voice.wav", _voice(0.5), 16000),
-             write_signal(tmp_path / "noise.flac", synth("noise", n_samples=27200, sample_rate=16000), 16000),
-             write_signal(tmp_path / "long.wav", _voice(2.5, seed=1), 16000)]
+    paths = [
+        write_signal(tmp_path / "voice.wav", _voice(0.5), 16000),
+        write_signal(tmp_path / "noise.flac", synth("noise", n_samples=27200, sample_rate=16000), 16000),
+        write_signal(tmp_path / "long.wav", _voice(2.5, seed=1), 16000),
+    ]
     rows = predictor.predict_files(paths)
     assert [r["path"] for r in rows] == [str(p) for p in paths]
     assert [r["duration_s"] for r in rows] == pytest.approx([0.5, 1.7, 2.5])
@@ -75,19 +78,22 @@ def test_file_scores_are_finite_calibrated_and_thresholded(predictors: dict[str,
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_scores_equal_the_training_pipeline_on_the_same_clip(bundles: dict[str, Path], model: str,
-                                                             tmp_path: Path) -> None:
+def test_scores_equal_the_training_pipeline_on_the_same_clip(
+    bundles: dict[str, Path], model: str, tmp_path: Path
+) -> None:
     """The bundle's features, scaler and rows rebuilt by hand from config.json give bit-identical scores."""
+    from deepfake_audio.bundle import load_bundle
     from deepfake_audio.features import FeatureExtractor
     from deepfake_audio.params import AudioParams, FeatureParams, from_dict
     from deepfake_audio.scaling import Scaler
-    from deepfake_audio.bundle import load_bundle
 
     predictor = Predictor.load(bundles[model])
     bundle = load_bundle(bundles[model])
     cfg = bundle.config
-    extractor = FeatureExtractor(from_dict(AudioParams, cfg["audio"], prefix="audio"),
-                                 from_dict(FeatureParams, cfg["features"], prefix="features"))
+    extractor = FeatureExtractor(
+        from_dict(AudioParams, cfg["audio"], prefix="audio"),
+        from_dict(FeatureParams, cfg["features"], prefix="features"),
+    )
     path = write_signal(tmp_path / "clip.wav", _voice(1.6, sample_rate=22050, seed=4), 22050)
     y = extractor.load(str(path))
     frames, utterance = extractor.extract(y)
@@ -98,7 +104,7 @@ def test_scores_equal_the_training_pipeline_on_the_same_clip(bundles: dict[str, 
         x = Scaler.from_json(cfg["scaler"]["utterances"]).transform_table(utterance[None])
     expected = bundle.score(x)
     np.testing.assert_array_equal(predictor.score_signals([y]), expected)
-    np.testing.assert_array_equal(predictor.decode(path)[:len(y)], y)  # load = decode + crop (1.6 s > 1 s)
+    np.testing.assert_array_equal(predictor.decode(path)[: len(y)], y)  # load = decode + crop (1.6 s > 1 s)
     assert predictor.predict_files([path])[0]["score"] == expected[0]
 
 
@@ -115,8 +121,13 @@ def test_predict_gives_the_evaluate_stage_scores(bundles: dict[str, Path], model
     root = bundles[model].parents[2]
     bundle = load_bundle(bundles[model])
     manifest = pd.read_parquet(root / "data" / "features" / "manifest.parquet")
-    data = load_inputs(manifest, input=bundle.kind.input, scaled=root / "data" / "scaled", splits=["test", "dev"],
-                       groups=bundle.frame_groups)
+    data = load_inputs(
+        manifest,
+        input=bundle.kind.input,
+        scaled=root / "data" / "scaled",
+        splits=["test", "dev"],
+        groups=bundle.frame_groups,
+    )
     expected = score_splits(bundle, data)
     # utt_id is "<source>/<path relative to labels.csv, less its suffix>"
     files = {p.relative_to(root / "corpus").with_suffix("").as_posix(): p for p in (root / "corpus").rglob("*.wav")}
@@ -127,13 +138,16 @@ def test_predict_gives_the_evaluate_stage_scores(bundles: dict[str, Path], model
     assert [r["llr"] for r in rows] == pytest.approx(expected["llr"].tolist(), abs=1e-4)
 
 
-def test_stereo_and_other_sample_rates_are_decoded_as_in_training(predictors: dict[str, Predictor],
-                                                                  tmp_path: Path) -> None:
+def test_stereo_and_other_sample_rates_are_decoded_as_in_training(
+    predictors: dict[str, Predictor], tmp_path: Path
+) -> None:
     predictor = predictors["cnn_lstm"]
     mono8k = _voice(1.2, sample_rate=8000, seed=2)
-    paths = {"8k": write_signal(tmp_path / "a8k.wav", mono8k, 8000),
-             "44k": write_signal(tmp_path / "a44k.flac", _voice(0.9, sample_rate=44100, seed=3), 44100),
-             "stereo": write_signal(tmp_path / "stereo.wav", np.stack([mono8k, 0.5 * mono8k], axis=1), 8000)}
+    paths = {
+        "8k": write_signal(tmp_path / "a8k.wav", mono8k, 8000),
+        "44k": write_signal(tmp_path / "a44k.flac", _voice(0.9, sample_rate=44100, seed=3), 44100),
+        "stereo": write_signal(tmp_path / "stereo.wav", np.stack([mono8k, 0.5 * mono8k], axis=1), 8000),
+    }
     rows = dict(zip(paths, predictor.predict_files(list(paths.values()))))
     assert all(r["error"] is None and np.isfinite(r["score"]) for r in rows.values())
     assert [rows[k]["duration_s"] for k in paths] == pytest.approx([1.2, 0.9, 1.2], abs=1e-3)
@@ -142,8 +156,7 @@ def test_stereo_and_other_sample_rates_are_decoded_as_in_training(predictors: di
     y, sr = sf.read(paths["8k"], dtype="float32")
     assert predictor.score_signal(y, sr)["score"] == pytest.approx(rows["8k"]["score"], abs=1e-6)
     stereo, _ = sf.read(paths["stereo"], dtype="float32")
-    assert predictor.score_signal(stereo.mean(axis=1), sr)["score"] == pytest.approx(rows["stereo"]["score"],
-                                                                                     abs=1e-6)
+    assert predictor.score_signal(stereo.mean(axis=1), sr)["score"] == pytest.approx(rows["stereo"]["score"], abs=1e-6)
 
 
 def test_score_signal_rejects_what_the_pipeline_rejects(predictors: dict[str, Predictor]) -> None:
@@ -184,7 +197,7 @@ def test_a_10_s_file_in_2_s_windows_every_1_s(predictors: dict[str, Predictor], 
     result = predictor.score_signal(y, 16000, window_s=2.0, hop_s=1.0)
     windows = result["windows"]
     assert [(w.start_s, w.end_s) for w in windows] == [(float(s), float(s + 2)) for s in range(9)]
-    expected = predictor.score_signals([y[s * 16000:(s + 2) * 16000] for s in range(9)])
+    expected = predictor.score_signals([y[s * 16000 : (s + 2) * 16000] for s in range(9)])
     assert [w.score for w in windows] == pytest.approx(expected.tolist(), abs=1e-6)
     scores = np.array([w.score for w in windows])
     assert result["score"] == pytest.approx(scores.mean(), abs=1e-12)
@@ -215,11 +228,14 @@ def test_a_file_shorter_than_one_window_is_one_window(predictors: dict[str, Pred
 # ---------------------------------------------------------------- the command
 
 
-def test_a_folder_is_walked_and_bad_files_get_an_error(bundles: dict[str, Path], tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_a_folder_is_walked_and_bad_files_get_an_error(
+    bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     root = tmp_path / "in"
-    good = [write_signal(root / "a.wav", _voice(0.8), 16000),
-            write_signal(root / "deep" / "er" / "b.flac", _voice(1.1, seed=1), 16000)]
+    good = [
+        write_signal(root / "a.wav", _voice(0.8), 16000),
+        write_signal(root / "deep" / "er" / "b.flac", _voice(1.1, seed=1), 16000),
+    ]
     (root / "notes.txt").write_text("not listed: not an audio suffix")
     bad = write_bad_files(root / "bad")
     code, out = _cli(capsys, "predict", "--model", str(bundles["cnn_lstm"]), "--format", "csv", str(root))
@@ -236,14 +252,17 @@ def test_a_folder_is_walked_and_bad_files_get_an_error(bundles: dict[str, Path],
     assert code == 0
 
 
-@pytest.mark.parametrize("argv", [
-    ["--hop-s", "1"],  # --hop-s without --window-s
-    ["--window-s", "0"],
-    ["--window-s", "-2"],
-    ["--window-s", "abc"],
-    ["--format", "xml"],
-    ["--batch-size", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--hop-s", "1"],  # --hop-s without --window-s
+        ["--window-s", "0"],
+        ["--window-s", "-2"],
+        ["--window-s", "abc"],
+        ["--format", "xml"],
+        ["--batch-size", "0"],
+    ],
+)
 def test_usage_errors_exit_2(bundles: dict[str, Path], tmp_path: Path, argv: list[str]) -> None:
     path = write_signal(tmp_path / "a.wav", _voice(0.5), 16000)
     try:
@@ -253,8 +272,7 @@ def test_usage_errors_exit_2(bundles: dict[str, Path], tmp_path: Path, argv: lis
     assert code == 2
 
 
-def test_no_files_and_no_bundle_exit_2(bundles: dict[str, Path], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture) -> None:
+def test_no_files_and_no_bundle_exit_2(bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
     path = write_signal(tmp_path / "a.wav", _voice(0.5), 16000)
     assert main(["predict", "--model", str(bundles["xgboost"]), str(tmp_path / "empty")]) == 2
@@ -266,8 +284,10 @@ def test_no_files_and_no_bundle_exit_2(bundles: dict[str, Path], tmp_path: Path,
 
 
 def test_csv_and_json_outputs_parse(bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    paths = [str(write_signal(tmp_path / "a.wav", _voice(3.0), 16000)),
-             str(write_signal(tmp_path / "b.wav", _voice(0.4, seed=2), 16000))]
+    paths = [
+        str(write_signal(tmp_path / "a.wav", _voice(3.0), 16000)),
+        str(write_signal(tmp_path / "b.wav", _voice(0.4, seed=2), 16000)),
+    ]
     model = ["--model", str(bundles["cnn_lstm"])]
     _, out = _cli(capsys, "predict", *model, "--format", "csv", *paths)
     header = out.splitlines()[0].split(",")
@@ -287,9 +307,9 @@ def test_csv_and_json_outputs_parse(bundles: dict[str, Path], tmp_path: Path, ca
     assert [r["score"] for r in json.loads(out)] == [float(r["score"]) for r in plain]
 
 
-def test_table_is_coloured_only_on_a_terminal_without_no_color(bundles: dict[str, Path], tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_is_coloured_only_on_a_terminal_without_no_color(
+    bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deepfake_audio import cli
 
     path = str(write_signal(tmp_path / "a.wav", _voice(0.5), 16000))
@@ -300,8 +320,15 @@ def test_table_is_coloured_only_on_a_terminal_without_no_color(bundles: dict[str
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["path", "score", "llr", "P(bonafide)", "decision"]
     assert lines[1].startswith(path) and "error" in lines[2] and "empty" in lines[2]
-    row = {"path": "x.wav", "score": 0.5, "llr": 1.0, "prob_bonafide": 0.73, "decision": "spoof",
-           "duration_s": 1.0, "error": None}
+    row = {
+        "path": "x.wav",
+        "score": 0.5,
+        "llr": 1.0,
+        "prob_bonafide": 0.73,
+        "decision": "spoof",
+        "duration_s": 1.0,
+        "error": None,
+    }
     assert "\x1b[31mspoof" in format_table([row], colour=True, windowed=False)
 
     class Tty(io.StringIO):
@@ -326,7 +353,10 @@ def test_best_bundle_is_the_lowest_dev_eer(bundles: dict[str, Path], tmp_path: P
     (tmp_path / "not_a_bundle").mkdir()
     assert best_bundle(tmp_path) == tmp_path / "a_best"
     assert [(b["name"], b["dev_eer"], b["model"]) for b in list_bundles(tmp_path)] == [
-        ("a_best", 0.1, "xgboost"), ("b_worse", 0.3, "xgboost"), ("c_mid", 0.2, "xgboost")]
+        ("a_best", 0.1, "xgboost"),
+        ("b_worse", 0.3, "xgboost"),
+        ("c_mid", 0.2, "xgboost"),
+    ]
     with pytest.raises(ValueError, match="no trained model"):
         best_bundle(tmp_path / "not_a_bundle")
 
@@ -351,9 +381,12 @@ def _s16le(y: np.ndarray) -> bytes:
     return (np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def test_stream_prints_one_json_line_per_window(bundles: dict[str, Path], predictors: dict[str, Predictor],
-                                               capsys: pytest.CaptureFixture,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stream_prints_one_json_line_per_window(
+    bundles: dict[str, Path],
+    predictors: dict[str, Predictor],
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     y = _voice(3.25, seed=5)
     data = _s16le(y)
 
@@ -365,8 +398,14 @@ def test_stream_prints_one_json_line_per_window(bundles: dict[str, Path], predic
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     # full windows every 0.5 s, then one more that ends at the end
-    assert [(w["start_s"], w["end_s"]) for w in lines] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0), (1.5, 2.5),
-                                                           (2.0, 3.0), (2.25, 3.25)]
+    assert [(w["start_s"], w["end_s"]) for w in lines] == [
+        (0.0, 1.0),
+        (0.5, 1.5),
+        (1.0, 2.0),
+        (1.5, 2.5),
+        (2.0, 3.0),
+        (2.25, 3.25),
+    ]
     # the same windows and scores as scoring the decoded signal whole
     quantised = np.frombuffer(data, "<i2").astype(np.float32) / 32768
     expected = predictors["cnn_lstm"].score_signal(quantised, 16000, window_s=1.0, hop_s=0.5)["windows"]
@@ -388,7 +427,7 @@ def test_each_window_is_out_as_soon_as_its_samples_are_in(predictors: dict[str, 
 def test_stream_resamples_other_rates(predictors: dict[str, Predictor]) -> None:
     predictor = predictors["cnn_lstm"]
     y = _voice(3.0, sample_rate=8000, seed=6)
-    chunks = [y[i:i + 1000] for i in range(0, len(y), 1000)]
+    chunks = [y[i : i + 1000] for i in range(0, len(y), 1000)]
     windows = list(predictor.stream(chunks, 8000, window_s=1.0))
     assert [(w.start_s, w.end_s) for w in windows] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
     whole = predictor.score_signal(y, 8000, window_s=1.0)["windows"]
@@ -396,8 +435,9 @@ def test_stream_resamples_other_rates(predictors: dict[str, Predictor]) -> None:
     assert [w.score for w in windows[:2]] == pytest.approx([w.score for w in whole[:2]], abs=1e-3)
 
 
-def test_stream_follows_a_growing_file_until_it_goes_idle(bundles: dict[str, Path], tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture) -> None:
+def test_stream_follows_a_growing_file_until_it_goes_idle(
+    bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     data = _s16le(_voice(2.0, seed=8))
     path = tmp_path / "live.raw"
     path.write_bytes(b"")
@@ -407,13 +447,23 @@ def test_stream_follows_a_growing_file_until_it_goes_idle(bundles: dict[str, Pat
         for i in range(0, len(data), step):
             time.sleep(0.01)
             with path.open("ab") as fh:
-                fh.write(data[i:i + step])
+                fh.write(data[i : i + step])
 
     thread = threading.Thread(target=writer)
     thread.start()
     t0 = time.perf_counter()
-    code, out = _cli(capsys, "stream", "--model", str(bundles["xgboost"]), "--input", str(path),
-                     "--idle-s", "0.4", "--window-s", "0.5")
+    code, out = _cli(
+        capsys,
+        "stream",
+        "--model",
+        str(bundles["xgboost"]),
+        "--input",
+        str(path),
+        "--idle-s",
+        "0.4",
+        "--window-s",
+        "0.5",
+    )
     elapsed = time.perf_counter() - t0
     thread.join()
     assert code == 0

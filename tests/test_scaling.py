@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.scaling: train-only fitting, standardisation, constant features, JSON."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,14 @@ import pytest
 
 from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, read_frames, utterance_schema
 from deepfake_audio.io import write_table
-from deepfake_audio.scaling import (MIN_STD, Scaler, apply_frame_scaler, apply_table_scaler, fit_frame_scaler,
-                                    fit_table_scaler)
+from deepfake_audio.scaling import (
+    MIN_STD,
+    Scaler,
+    apply_frame_scaler,
+    apply_table_scaler,
+    fit_frame_scaler,
+    fit_table_scaler,
+)
 
 N_FEAT, N_FRAMES = 5, 7
 FRAME_NAMES = ("a", "b", "const", "big", "tiny")
@@ -53,10 +60,15 @@ def data(rng: np.random.Generator, tmp_path: Path) -> dict:
     ids = [f"t{i:02d}" if i % 3 else f"d{i:02d}" for i in range(30)]
     train = {u for u in ids if u.startswith("t")}
     frames, table = _frames(rng, 30), _table(rng, 30)
-    return {"ids": ids, "train": train, "frames": frames, "table": table,
-            "frames_path": _write_frames(tmp_path / "frames.parquet", ids, frames),
-            "utts_path": _write_utts(tmp_path / "utterances.parquet", ids, table),
-            "is_train": np.array([u in train for u in ids])}
+    return {
+        "ids": ids,
+        "train": train,
+        "frames": frames,
+        "table": table,
+        "frames_path": _write_frames(tmp_path / "frames.parquet", ids, frames),
+        "utts_path": _write_utts(tmp_path / "utterances.parquet", ids, table),
+        "is_train": np.array([u in train for u in ids]),
+    }
 
 
 # ---------------------------------------------------------------- fitting
@@ -102,8 +114,7 @@ def test_dev_rows_do_not_influence_the_scaler(data: dict, tmp_path: Path) -> Non
         np.testing.assert_array_equal(before.std, after.std)
     # ...whereas a scaler fitted on every row does move (the check above can fail).
     everything = set(data["ids"])
-    assert not np.allclose(fit_table_scaler(data["utts_path"], everything).mean,
-                           fit_table_scaler(u2, everything).mean)
+    assert not np.allclose(fit_table_scaler(data["utts_path"], everything).mean, fit_table_scaler(u2, everything).mean)
 
 
 def test_no_train_rows_raises(data: dict) -> None:
@@ -175,8 +186,12 @@ def test_apply_keeps_schema_metadata_and_row_groups(data: dict, tmp_path: Path) 
     t_scaler = fit_table_scaler(data["utts_path"], data["train"])
     apply_table_scaler(t_scaler, data["utts_path"], tmp_path / "u.parquet")
     assert pq.ParquetFile(tmp_path / "u.parquet").schema_arrow == pq.ParquetFile(data["utts_path"]).schema_arrow
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.parquet", "scaled.parquet", "u.parquet",
-                                                          "utterances.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "frames.parquet",
+        "scaled.parquet",
+        "u.parquet",
+        "utterances.parquet",
+    ]
 
 
 def test_transform_values(data: dict, tmp_path: Path) -> None:

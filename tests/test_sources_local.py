@@ -1,4 +1,5 @@
 """Tests for the ``manifest`` and ``folder`` source kinds and for ``data.materialize``."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ BINDING_WITHOUT_CALLER = [c for c in COLUMNS if c != "source"]
 
 
 def _clip(path: Path, *, sample_rate: int = 16000, seconds: float = 0.25, seed: int = 0) -> Path:
-    return write_signal(path, synth("harmonic", n_samples=int(sample_rate * seconds), sample_rate=sample_rate,
-                                    seed=seed), sample_rate)
+    return write_signal(
+        path, synth("harmonic", n_samples=int(sample_rate * seconds), sample_rate=sample_rate, seed=seed), sample_rate
+    )
 
 
 def _write_csv(path: Path, text: str) -> Path:
@@ -38,14 +40,17 @@ def test_manifest_paths_are_relative_to_the_csv(tmp_path: Path) -> None:
     root = tmp_path / "corpus"
     _clip(root / "audio" / "a.wav")
     _clip(root / "audio" / "b.flac", sample_rate=8000, seconds=0.5)
-    csv = _write_csv(root / "labels.csv", "path,label,speaker,attack\n"
-                                          "audio/a.wav,bonafide,s1,-\naudio/b.flac,spoof,s1,A07\n")
+    csv = _write_csv(
+        root / "labels.csv", "path,label,speaker,attack\naudio/a.wav,bonafide,s1,-\naudio/b.flac,spoof,s1,A07\n"
+    )
     rows = _build({"kind": "manifest", "path": str(csv)}, tmp_path)
-    assert list(rows.columns)[:len(BINDING_WITHOUT_CALLER)] == BINDING_WITHOUT_CALLER
+    assert list(rows.columns)[: len(BINDING_WITHOUT_CALLER)] == BINDING_WITHOUT_CALLER
     assert rows["utt_id"].tolist() == ["audio/a", "audio/b"]
     # Output paths resolve from the working directory to the files next to the CSV.
-    assert [Path(p).resolve() for p in rows["path"]] == [(root / "audio" / "a.wav").resolve(),
-                                                          (root / "audio" / "b.flac").resolve()]
+    assert [Path(p).resolve() for p in rows["path"]] == [
+        (root / "audio" / "a.wav").resolve(),
+        (root / "audio" / "b.flac").resolve(),
+    ]
     assert rows["label"].tolist() == ["bonafide", "spoof"]
     assert rows["attack"].tolist() == ["-", "A07"]
     assert rows["speaker"].tolist() == ["s1", "s1"]
@@ -72,11 +77,24 @@ def test_manifest_absolute_path_is_kept(tmp_path: Path) -> None:
     assert Path(rows.loc[0, "path"]).resolve() == clip.resolve()
 
 
-@pytest.mark.parametrize("spelling,label", [
-    ("bonafide", "bonafide"), ("bona-fide", "bonafide"), ("Bona Fide", "bonafide"), ("real", "bonafide"),
-    ("genuine", "bonafide"), ("1", "bonafide"), ("1.0", "bonafide"), (" REAL ", "bonafide"),
-    ("spoof", "spoof"), ("fake", "spoof"), ("0", "spoof"), ("Spoof", "spoof"), ("0.0", "spoof"),
-])
+@pytest.mark.parametrize(
+    "spelling,label",
+    [
+        ("bonafide", "bonafide"),
+        ("bona-fide", "bonafide"),
+        ("Bona Fide", "bonafide"),
+        ("real", "bonafide"),
+        ("genuine", "bonafide"),
+        ("1", "bonafide"),
+        ("1.0", "bonafide"),
+        (" REAL ", "bonafide"),
+        ("spoof", "spoof"),
+        ("fake", "spoof"),
+        ("0", "spoof"),
+        ("Spoof", "spoof"),
+        ("0.0", "spoof"),
+    ],
+)
 def test_manifest_label_spellings(tmp_path: Path, spelling: str, label: str) -> None:
     _clip(tmp_path / "x.wav")
     csv = _write_csv(tmp_path / "labels.csv", f"path,label\nx.wav,{spelling}\n")
@@ -118,8 +136,13 @@ def test_manifest_empty_path_and_no_rows_raise(tmp_path: Path) -> None:
 def test_manifest_unreadable_file_is_kept(tmp_path: Path, bad_files: dict[str, Path]) -> None:
     """Unreadable or missing files stay in the manifest (duration nan, rate 0) for the features stage to reject."""
     _clip(tmp_path / "ok.wav")
-    lines = ["path,label", "ok.wav,real", f"{bad_files['not_audio']},fake", f"{bad_files['zero_bytes']},fake",
-             "missing.wav,fake"]
+    lines = [
+        "path,label",
+        "ok.wav,real",
+        f"{bad_files['not_audio']},fake",
+        f"{bad_files['zero_bytes']},fake",
+        "missing.wav,fake",
+    ]
     csv = _write_csv(tmp_path / "labels.csv", "\n".join(lines) + "\n")
     rows = _build({"kind": "manifest", "path": str(csv)}, tmp_path)
     assert len(rows) == 4
@@ -225,9 +248,14 @@ def test_unknown_kind_lists_known_kinds(tmp_path: Path) -> None:
 
 
 def _data_params(train_csv: Path, eval_csv: Path, **train_spec) -> DataParams:
-    return from_dict(DataParams, {"sources": [{"kind": "manifest", "path": str(train_csv), **train_spec}],
-                                  "eval_sets": {"bench": {"kind": "manifest", "path": str(eval_csv)}}},
-                     prefix="data")
+    return from_dict(
+        DataParams,
+        {
+            "sources": [{"kind": "manifest", "path": str(train_csv), **train_spec}],
+            "eval_sets": {"bench": {"kind": "manifest", "path": str(eval_csv)}},
+        },
+        prefix="data",
+    )
 
 
 def test_materialize_merges_sources_and_eval_sets(corpus: Path, tmp_path: Path) -> None:
@@ -238,7 +266,7 @@ def test_materialize_merges_sources_and_eval_sets(corpus: Path, tmp_path: Path) 
     data = _data_params(corpus, bench_csv, name="tiny")
     manifest = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
     validate_manifest(manifest)
-    assert list(manifest.columns)[:len(COLUMNS) + len(EXTRA_COLUMNS)] == list(COLUMNS) + list(EXTRA_COLUMNS)
+    assert list(manifest.columns)[: len(COLUMNS) + len(EXTRA_COLUMNS)] == list(COLUMNS) + list(EXTRA_COLUMNS)
     assert manifest["utt_id"].is_unique
     assert manifest["utt_id"].is_monotonic_increasing
     train = manifest[manifest["eval_set"] == ""]
@@ -252,8 +280,11 @@ def test_materialize_merges_sources_and_eval_sets(corpus: Path, tmp_path: Path) 
 
 
 def test_materialize_names_sources_by_kind(corpus: Path, tmp_path: Path) -> None:
-    data = from_dict(DataParams, {"sources": [{"kind": "manifest", "path": str(corpus)},
-                                              {"kind": "manifest", "path": str(corpus)}]}, prefix="data")
+    data = from_dict(
+        DataParams,
+        {"sources": [{"kind": "manifest", "path": str(corpus)}, {"kind": "manifest", "path": str(corpus)}]},
+        prefix="data",
+    )
     assert source_names(data) == ["manifest0", "manifest1"]
     manifest = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
     assert len(manifest) == 96 and manifest["utt_id"].is_unique
@@ -262,16 +293,26 @@ def test_materialize_names_sources_by_kind(corpus: Path, tmp_path: Path) -> None
 
 
 def test_materialize_refuses_duplicate_source_names(corpus: Path, tmp_path: Path) -> None:
-    data = from_dict(DataParams, {"sources": [{"kind": "manifest", "path": str(corpus), "name": "a"},
-                                              {"kind": "manifest", "path": str(corpus), "name": "a"}]},
-                     prefix="data")
+    data = from_dict(
+        DataParams,
+        {
+            "sources": [
+                {"kind": "manifest", "path": str(corpus), "name": "a"},
+                {"kind": "manifest", "path": str(corpus), "name": "a"},
+            ]
+        },
+        prefix="data",
+    )
     with pytest.raises(ValueError, match="unique"):
         materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
 
 
 def test_materialize_unknown_kind_in_eval_set(corpus: Path, tmp_path: Path) -> None:
-    data = from_dict(DataParams, {"sources": [{"kind": "manifest", "path": str(corpus)}],
-                                  "eval_sets": {"bench": {"kind": "nope"}}}, prefix="data")
+    data = from_dict(
+        DataParams,
+        {"sources": [{"kind": "manifest", "path": str(corpus)}], "eval_sets": {"bench": {"kind": "nope"}}},
+        prefix="data",
+    )
     with pytest.raises(ParamError) as info:
         materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
     assert info.value.key == "data.eval_sets.bench.kind"

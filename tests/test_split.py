@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.split: speaker-disjoint, stratified splits and their report."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ def make_manifest(n_speakers: int = 30, *, seed: int = 0, source: str = "synth")
         for i in range(int(rng.integers(2, 7))):
             rows.append({"utt_id": f"{speaker}_b{i}", "label": "bonafide", "speaker": speaker, "attack": "-"})
             for attack in rng.choice(ATTACKS, size=per, replace=False):
-                rows.append({"utt_id": f"{speaker}_b{i}_{attack}", "label": "spoof", "speaker": speaker,
-                             "attack": str(attack)})
+                rows.append(
+                    {"utt_id": f"{speaker}_b{i}_{attack}", "label": "spoof", "speaker": speaker, "attack": str(attack)}
+                )
     df = pd.DataFrame(rows)
     df["path"] = df["utt_id"] + ".wav"
     df["source"] = source
@@ -90,8 +92,11 @@ def test_ratio_tolerance_is_not_vacuous(manifest: pd.DataFrame) -> None:
     passed = 0
     for _ in range(100):
         perm = rng.permutation(speakers)
-        mapping = {**dict.fromkeys(perm[:n_train], "train"), **dict.fromkeys(perm[n_train:n_train + n_dev], "dev"),
-                   **dict.fromkeys(perm[n_train + n_dev:], "test")}
+        mapping = {
+            **dict.fromkeys(perm[:n_train], "train"),
+            **dict.fromkeys(perm[n_train : n_train + n_dev], "dev"),
+            **dict.fromkeys(perm[n_train + n_dev :], "test"),
+        }
         passed += _max_ratio_gap(manifest, manifest["speaker"].map(mapping)) <= RATIO_TOLERANCE
     assert passed < 50
 
@@ -204,8 +209,9 @@ def test_split_report_counts_add_up(manifest: pd.DataFrame) -> None:
     assert sum(report["splits"][s]["n_speakers"] for s in SPLITS) == manifest["speaker"].nunique()
     assert report["leakage"]["shared_speakers"] == [] and report["leakage"]["n_shared_speakers"] == 0
     assert report["leakage"]["n_shared_audio"] == 0
-    assert report["leakage"]["eval_sets"] == {"bench": {"n_clips_in_training_pool": 0, "examples": [],
-                                                        "n_shared_speakers": 0}}
+    assert report["leakage"]["eval_sets"] == {
+        "bench": {"n_clips_in_training_pool": 0, "examples": [], "n_shared_speakers": 0}
+    }
     assert leaks(report) == []
 
 
@@ -255,7 +261,8 @@ def test_split_report_detects_identical_audio_across_splits(manifest: pd.DataFra
     assert report["leakage"]["n_shared_speakers"] == 0
     assert report["leakage"]["n_shared_audio"] == 1
     assert sorted(report["leakage"]["shared_audio_examples"][0]) == sorted(
-        [out.loc[train_row, "utt_id"], out.loc[test_row, "utt_id"]])
+        [out.loc[train_row, "utt_id"], out.loc[test_row, "utt_id"]]
+    )
     assert any("identical clips" in line for line in leaks(report))
 
 
@@ -337,8 +344,9 @@ def test_unseen_attack_fraction_is_seeded_and_validated() -> None:
     chosen = choose_unseen_attacks(df, p)
     assert len(chosen) == 2 and chosen == choose_unseen_attacks(df, p)
     with pytest.raises(ValueError, match="every attack"):
-        choose_unseen_attacks(df, SplitParams(strategy="unseen_attacks",
-                                              unseen_attacks=("A01", "A02", "A03", "A04", "A05")))
+        choose_unseen_attacks(
+            df, SplitParams(strategy="unseen_attacks", unseen_attacks=("A01", "A02", "A03", "A04", "A05"))
+        )
     with pytest.raises(ValueError, match="A09"):
         choose_unseen_attacks(df, SplitParams(strategy="unseen_attacks", unseen_attacks=("A09",)))
     with pytest.raises(ParamError, match="unseen_attack_fraction"):
@@ -353,12 +361,21 @@ def test_split_stage_fails_on_a_leak_and_writes_nothing(tmp_path) -> None:
 
     corpus = make_manifest(12, seed=9, source="corpus")
     corpus["content_hash"] = [f"h{i}" for i in range(len(corpus))]
-    corpus["partition"] = np.where(np.arange(len(corpus)) % 3 == 0, "eval", np.where(np.arange(len(corpus)) % 3 == 1,
-                                                                                     "dev", "train"))
+    corpus["partition"] = np.where(
+        np.arange(len(corpus)) % 3 == 0, "eval", np.where(np.arange(len(corpus)) % 3 == 1, "dev", "train")
+    )
     corpus.to_parquet(tmp_path / "manifest.parquet")
     (tmp_path / "params.yaml").write_text("split:\n  strategy: official\n")
-    argv = ["--manifest", str(tmp_path / "manifest.parquet"), "--out", str(tmp_path / "out.parquet"),
-            "--report", str(tmp_path / "split.json"), "--params", str(tmp_path / "params.yaml")]
+    argv = [
+        "--manifest",
+        str(tmp_path / "manifest.parquet"),
+        "--out",
+        str(tmp_path / "out.parquet"),
+        "--report",
+        str(tmp_path / "split.json"),
+        "--params",
+        str(tmp_path / "params.yaml"),
+    ]
     with pytest.raises(RuntimeError, match="speakers in more than one split"):
         main(argv)
     assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "split.json").exists()

@@ -3,6 +3,7 @@
 The first test is the CI gate: it fails when a module gains or loses an import and dvc.yaml was not
 regenerated with ``python -m tools.stage_deps --write``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -60,8 +61,15 @@ def test_training_key_hashes_the_train_stage_closure(tmp_path: Path) -> None:
         path.write_text("x = 1\n")
 
     def key() -> str:
-        return training_key(get_model_kind("cnn"), section=ModelParams(), train_params=TrainParams(),
-                            device="cpu", inputs=[], code=code, config={})
+        return training_key(
+            get_model_kind("cnn"),
+            section=ModelParams(),
+            train_params=TrainParams(),
+            device="cpu",
+            inputs=[],
+            code=code,
+            config={},
+        )
 
     before = key()
     code[1].write_text("x = 2\n")
@@ -114,18 +122,21 @@ plots:
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Path:
-    make_project(tmp_path, {
-        "stages/__init__.py": "",
-        "stages/prepare.py": "from lib import io\n",
-        "stages/fit.py": "def main():\n    from lib.registry import get\n",
-        "stages/bare.py": "",
-        "lib/__init__.py": "",
-        "lib/io.py": "",
-        "lib/old.py": "",
-        "lib/registry/__init__.py": "DISCOVERS_SUBMODULES = True\n",
-        "lib/registry/a.py": "from lib import io\n",
-        "lib/registry/b.py": "",
-    })
+    make_project(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/prepare.py": "from lib import io\n",
+            "stages/fit.py": "def main():\n    from lib.registry import get\n",
+            "stages/bare.py": "",
+            "lib/__init__.py": "",
+            "lib/io.py": "",
+            "lib/old.py": "",
+            "lib/registry/__init__.py": "DISCOVERS_SUBMODULES = True\n",
+            "lib/registry/a.py": "from lib import io\n",
+            "lib/registry/b.py": "",
+        },
+    )
     (tmp_path / "dvc.yaml").write_text(FAKE_DVC_YAML, encoding="utf-8")
     return tmp_path
 
@@ -145,11 +156,24 @@ def test_write_replaces_code_deps_and_keeps_data_deps_and_comments(fake: Path) -
     assert stage_deps.main(["--check", "--root", str(fake)]) == 0
     doc = yaml.safe_load(text)
     stages = doc["stages"]
-    assert stages["prepare"]["deps"] == ["lib/__init__.py", "lib/io.py", "stages/__init__.py", "stages/prepare.py",
-                                         "data/raw"]
+    assert stages["prepare"]["deps"] == [
+        "lib/__init__.py",
+        "lib/io.py",
+        "stages/__init__.py",
+        "stages/prepare.py",
+        "data/raw",
+    ]
     assert stages["fit"]["do"]["deps"] == [
-        "lib/__init__.py", "lib/io.py", "lib/registry/__init__.py", "lib/registry/a.py", "lib/registry/b.py",
-        "stages/__init__.py", "stages/fit.py", "data/prepared", "data/extra/${key}"]
+        "lib/__init__.py",
+        "lib/io.py",
+        "lib/registry/__init__.py",
+        "lib/registry/a.py",
+        "lib/registry/b.py",
+        "stages/__init__.py",
+        "stages/fit.py",
+        "data/prepared",
+        "data/extra/${key}",
+    ]
     assert stages["bare"]["deps"] == ["stages/__init__.py", "stages/bare.py"]  # a deps block is added
     assert stages["shell"]["deps"] == ["lib/old.py"]  # not a project command: untouched
     assert doc["plots"] == ["data/models"] and stages["fit"]["foreach"] == "${models}"
@@ -164,10 +188,12 @@ def test_write_replaces_code_deps_and_keeps_data_deps_and_comments(fake: Path) -
 
 def test_check_follows_a_new_import(fake: Path, capsys: pytest.CaptureFixture) -> None:
     stage_deps.main(["--write", "--root", str(fake)])
-    (fake / "lib" / "io.py").write_text(textwrap.dedent("""
+    (fake / "lib" / "io.py").write_text(
+        textwrap.dedent("""
         def load():
             from lib import old  # a lazy import still runs
-    """))
+    """)
+    )
     assert stage_deps.main(["--check", "--root", str(fake)]) == 1
     err = capsys.readouterr().err
     assert "+ lib/old.py" in err and err.count("+ lib/old.py") == 2  # prepare and fit both import lib.io
@@ -179,5 +205,7 @@ def test_check_fails_on_pkgutil_discovery_without_the_marker(fake: Path, capsys:
     registry.write_text("import pkgutil\nNAMES = list(pkgutil.iter_modules(__path__))\n")
     stage_deps.main(["--write", "--root", str(fake)])  # the closure cannot see the members: writing does not fix it
     assert stage_deps.main(["--check", "--root", str(fake)]) == 1
-    assert "! lib/registry/__init__.py    (discovers modules with pkgutil: declare `DISCOVERS_SUBMODULES = True`" \
+    assert (
+        "! lib/registry/__init__.py    (discovers modules with pkgutil: declare `DISCOVERS_SUBMODULES = True`"
         in capsys.readouterr().err
+    )

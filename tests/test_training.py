@@ -1,4 +1,5 @@
 """Tests for deepfake_audio.training: tiny CNN-LSTM and XGBoost runs, determinism, bundles."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,14 +18,21 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from deepfake_audio.bundle import bundle_config, load_bundle, save_config, training_key
 from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, utterance_schema
+from deepfake_audio.inputs import LABEL_IDS, SplitData, load_inputs
 from deepfake_audio.io import write_table
 from deepfake_audio.metrics import compute_eer
-from deepfake_audio.bundle import bundle_config, load_bundle, save_config, training_key
-from deepfake_audio.inputs import LABEL_IDS, SplitData, load_inputs
 from deepfake_audio.models import FitContext, get_model_kind
-from deepfake_audio.params import (AudioParams, FeatureParams, ModelParams, SpecAugmentParams, TrainParams,
-                                   XGBoostParams, as_dict)
+from deepfake_audio.params import (
+    AudioParams,
+    FeatureParams,
+    ModelParams,
+    SpecAugmentParams,
+    TrainParams,
+    XGBoostParams,
+    as_dict,
+)
 from deepfake_audio.runtime import select_device
 from deepfake_audio.sampling import class_weights, oversample_indices, spec_augment
 from deepfake_audio.training import CHECKPOINT, resumable_epoch, train_neural
@@ -41,8 +49,9 @@ def _build(kind, params: ModelParams):
     return lambda n_features, n_frames: kind.build(n_features, n_frames, params)
 
 
-def train_xgboost(data: dict[str, SplitData], *, params: XGBoostParams, train_params: TrainParams,
-                  out_dir: Path) -> dict:
+def train_xgboost(
+    data: dict[str, SplitData], *, params: XGBoostParams, train_params: TrainParams, out_dir: Path
+) -> dict:
     return get_model_kind("xgboost").fit(data, FitContext(section=params, train=train_params, out_dir=out_dir))
 
 
@@ -52,8 +61,7 @@ def make_split(n: int, *, seed: int, shape: tuple[int, ...], shift: float) -> Sp
     y = (np.arange(n) % 2).astype(np.int64)
     x = rng.standard_normal((n, *shape)).astype(np.float32)
     x += (shift * y).reshape((n,) + (1,) * len(shape)).astype(np.float32)
-    return SplitData([f"s{seed}_{i:03d}" for i in range(n)], x, y, np.where(y == 1, "-", "A01"),
-                     np.full(n, "synth"))
+    return SplitData([f"s{seed}_{i:03d}" for i in range(n)], x, y, np.where(y == 1, "-", "A01"), np.full(n, "synth"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,16 +77,19 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def frame_data() -> dict[str, SplitData]:
     shape = (N_FEATURES, N_FRAMES)
-    return {"train": make_split(64, seed=0, shape=shape, shift=0.5),
-            "dev": make_split(32, seed=1, shape=shape, shift=0.5)}
+    return {
+        "train": make_split(64, seed=0, shape=shape, shift=0.5),
+        "dev": make_split(32, seed=1, shape=shape, shift=0.5),
+    }
 
 
 @pytest.fixture(scope="module")
 def trained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One CNN-LSTM run shared by the neural tests (about 2 s on one CPU thread, mostly warm-up)."""
     out = tmp_path_factory.mktemp("cnn_lstm")
-    summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN,
-                           out_dir=out)
+    summary = train_neural(
+        _build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN, out_dir=out
+    )
     return {"out": out, "summary": summary}
 
 
@@ -111,8 +122,9 @@ def test_saved_weights_are_trained_not_initial(trained: dict) -> None:
 def retrained(frame_data, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A second run with the same seed and data."""
     out = tmp_path_factory.mktemp("cnn_lstm_again")
-    summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN,
-                           out_dir=out)
+    summary = train_neural(
+        _build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=TRAIN, out_dir=out
+    )
     return {"out": out, "summary": summary}
 
 
@@ -135,8 +147,15 @@ def test_same_seed_gives_byte_identical_weights_file(trained: dict, retrained: d
 def test_bundle_scores_like_the_trained_model(trained: dict, frame_data) -> None:
     out, summary = trained["out"], trained["summary"]
     kind = get_model_kind("cnn_lstm")
-    config = bundle_config(kind, summary, section=MODEL, train_params=TRAIN, audio=AudioParams(),
-                           features=FeatureParams(), scaler={"names": [], "mean": [], "std": []})
+    config = bundle_config(
+        kind,
+        summary,
+        section=MODEL,
+        train_params=TRAIN,
+        audio=AudioParams(),
+        features=FeatureParams(),
+        scaler={"names": [], "mean": [], "std": []},
+    )
     save_config(out, config)
     saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert saved["model"] == "cnn_lstm" and saved["input"] == "frames" and saved["params_section"] == "model"
@@ -164,8 +183,9 @@ def test_bundle_scores_like_the_trained_model(trained: dict, frame_data) -> None
 def test_early_stopping_honours_patience(frame_data, tmp_path: Path) -> None:
     """dev EER reaches its best early on these easy data; training stops ``patience`` epochs later."""
     params = TrainParams(epochs=40, batch_size=16, device="cpu", patience=2)
-    s = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=params,
-                     out_dir=tmp_path)
+    s = train_neural(
+        _build(get_model_kind("cnn_lstm"), MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path
+    )
     assert s["epochs_run"] < params.epochs
     assert s["epochs_run"] == s["best_epoch"] + params.patience + 1
 
@@ -175,17 +195,31 @@ def test_early_stopping_honours_patience(frame_data, tmp_path: Path) -> None:
 def test_interrupted_run_resumes_to_the_same_weights(frame_data, tmp_path: Path, schedule: str, augment: bool) -> None:
     """Stopped after 2 of 5 epochs and re-run with the same key, training resumes from the
     checkpoint and ends bit-identical to an uninterrupted run; then the checkpoint is gone."""
-    masks = SpecAugmentParams(time_masks=2, max_time_frames=4, feature_masks=1, max_feature_rows=2) if augment \
+    masks = (
+        SpecAugmentParams(time_masks=2, max_time_frames=4, feature_masks=1, max_feature_rows=2)
+        if augment
         else SpecAugmentParams()
+    )
     params = TrainParams(epochs=5, batch_size=16, device="cpu", patience=10, lr_schedule=schedule, spec_augment=masks)
     kind = get_model_kind("cnn_lstm")
-    whole = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "a", key="k")
+    whole = train_neural(
+        _build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "a", key="k"
+    )
     (tmp_path / "b").mkdir()
-    first = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "b",
-                         key="k", stop_after=2)
+    first = train_neural(
+        _build(kind, MODEL),
+        frame_data,
+        name="cnn_lstm",
+        train_params=params,
+        out_dir=tmp_path / "b",
+        key="k",
+        stop_after=2,
+    )
     assert first == {"stopped_at": 1} and resumable_epoch(tmp_path / "b", "k") == 1
     assert resumable_epoch(tmp_path / "b", "other") is None  # another key: start over
-    resumed = train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "b", key="k")
+    resumed = train_neural(
+        _build(kind, MODEL), frame_data, name="cnn_lstm", train_params=params, out_dir=tmp_path / "b", key="k"
+    )
     for key in ("dev_eer", "threshold", "best_epoch", "epochs_run"):
         assert resumed[key] == whole[key], key
     assert (tmp_path / "a" / "weights.pt").read_bytes() == (tmp_path / "b" / "weights.pt").read_bytes()
@@ -201,8 +235,9 @@ def test_a_checkpoint_for_another_key_is_ignored(frame_data, tmp_path: Path, cap
 
     def run(out: Path, key: str, train_params: TrainParams = params, **options) -> dict:
         out.mkdir(exist_ok=True)
-        return train_neural(_build(kind, MODEL), frame_data, name="cnn_lstm", train_params=train_params, out_dir=out,
-                            key=key, **options)
+        return train_neural(
+            _build(kind, MODEL), frame_data, name="cnn_lstm", train_params=train_params, out_dir=out, key=key, **options
+        )
 
     run(tmp_path / "fresh", "new")
     planted = tmp_path / "planted"
@@ -261,7 +296,7 @@ def test_spec_augment_masks_spans_with_zeros() -> None:
     assert torch.equal(x, torch.ones(64, 10, 40))  # the input is left alone
     zero = y == 0
     time_cols = zero.all(dim=1)  # (B, T): frames zeroed in every row
-    row_cols = zero.all(dim=2)   # (B, F): rows zeroed at every frame
+    row_cols = zero.all(dim=2)  # (B, F): rows zeroed at every frame
     assert time_cols.sum(dim=1).max() <= 5 and row_cols.sum(dim=1).max() <= 3
     assert time_cols.any() and row_cols.any()
     for b in range(64):  # each mask is one contiguous span
@@ -292,14 +327,25 @@ def test_training_key_tracks_used_keys_inputs_and_options(tmp_path: Path) -> Non
 
 
 def _xgb_data(shift: float) -> dict[str, SplitData]:
-    return {"train": make_split(200, seed=2, shape=(6,), shift=shift),
-            "dev": make_split(100, seed=3, shape=(6,), shift=shift)}
+    return {
+        "train": make_split(200, seed=2, shape=(6,), shift=shift),
+        "dev": make_split(100, seed=3, shape=(6,), shift=shift),
+    }
 
 
 def _save_xgb_bundle(out: Path, params: XGBoostParams, summary: dict) -> Path:
-    save_config(out, bundle_config(get_model_kind("xgboost"), summary, section=params,
-                                   train_params=TrainParams(device="cpu"), audio=AudioParams(),
-                                   features=FeatureParams(), scaler={}))
+    save_config(
+        out,
+        bundle_config(
+            get_model_kind("xgboost"),
+            summary,
+            section=params,
+            train_params=TrainParams(device="cpu"),
+            audio=AudioParams(),
+            features=FeatureParams(),
+            scaler={},
+        ),
+    )
     return out
 
 
@@ -354,7 +400,7 @@ def test_class_weights_balance_the_classes() -> None:
 def test_oversample_indices_balance_exactly_and_keep_every_row(n_pos: int, n_neg: int) -> None:
     y = np.array([1] * n_pos + [0] * n_neg)[np.random.default_rng(1).permutation(n_pos + n_neg)]
     idx = oversample_indices(y, seed=0)
-    assert np.array_equal(idx[:len(y)], np.arange(len(y)))  # every original row once, in order
+    assert np.array_equal(idx[: len(y)], np.arange(len(y)))  # every original row once, in order
     if n_pos and n_neg:
         assert (y[idx] == 1).sum() == (y[idx] == 0).sum() == max(n_pos, n_neg)
         minor = np.flatnonzero(y == (1 if n_pos < n_neg else 0))
@@ -369,11 +415,13 @@ def test_xgboost_trains_with_oversampling(tmp_path: Path) -> None:
     data = _xgb_data(shift=1.5)
     keep = np.flatnonzero((data["train"].y == 0) | (np.arange(len(data["train"].y)) % 8 == 1))  # 1 in 4 bona fide
     train = data["train"]
-    data["train"] = type(train)([train.ids[i] for i in keep], train.x[keep], train.y[keep], train.attacks[keep],
-                                train.sources[keep])
+    data["train"] = type(train)(
+        [train.ids[i] for i in keep], train.x[keep], train.y[keep], train.attacks[keep], train.sources[keep]
+    )
     params = XGBoostParams(n_estimators=40, early_stopping_rounds=10, n_jobs=1)
-    summary = train_xgboost(data, params=params, train_params=TrainParams(device="cpu", balance="oversample"),
-                            out_dir=tmp_path)
+    summary = train_xgboost(
+        data, params=params, train_params=TrainParams(device="cpu", balance="oversample"), out_dir=tmp_path
+    )
     assert summary["dev_eer"] < 0.25
     assert (data["train"].y == 1).sum() == 25 and (data["train"].y == 0).sum() == 100  # input left as it was
 
@@ -390,23 +438,31 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
     """Rows follow the manifest, labels map 1 = bona fide, and clips missing from the features are skipped."""
     ids = ["c", "a", "b", "d"]  # feature-table order differs from the manifest's
     x = np.arange(4 * N_FEATURES * 4, dtype=np.float32).reshape(4, N_FEATURES, 4)
-    layout = FeatureLayout(tuple(f"f{i}" for i in range(N_FEATURES)), ("u_mean", "u_std"), 4,
-                           frame_groups=("a",) * 2 + ("b",) * (N_FEATURES - 2))
+    layout = FeatureLayout(
+        tuple(f"f{i}" for i in range(N_FEATURES)),
+        ("u_mean", "u_std"),
+        4,
+        frame_groups=("a",) * 2 + ("b",) * (N_FEATURES - 2),
+    )
     write_table(tmp_path / "frames.parquet", frames_table(frame_schema(layout), ids, x))
     u = np.stack([np.arange(4.0), -np.arange(4.0)], axis=1).astype(np.float32)
-    write_table(tmp_path / "utterances.parquet",
-                pa.Table.from_arrays([pa.array(ids), pa.array(u[:, 0]), pa.array(u[:, 1])],
-                                     schema=utterance_schema(layout)))
-    manifest = pd.DataFrame({
-        "utt_id": ["a", "b", "c", "d", "rejected"],
-        "label": ["bonafide", "spoof", "spoof", "bonafide", "spoof"],
-        "attack": ["-", "A01", "A02", "-", "A01"],
-        "source": ["s"] * 5,
-        "split": ["train", "train", "dev", "eval:bench", "train"],
-    })
+    write_table(
+        tmp_path / "utterances.parquet",
+        pa.Table.from_arrays([pa.array(ids), pa.array(u[:, 0]), pa.array(u[:, 1])], schema=utterance_schema(layout)),
+    )
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ["a", "b", "c", "d", "rejected"],
+            "label": ["bonafide", "spoof", "spoof", "bonafide", "spoof"],
+            "attack": ["-", "A01", "A02", "-", "A01"],
+            "source": ["s"] * 5,
+            "split": ["train", "train", "dev", "eval:bench", "train"],
+        }
+    )
     for kind_name, path_key in (("cnn_lstm", "frames"), ("xgboost", "utts")):
-        out = load_inputs(manifest, input=get_model_kind(kind_name).input, scaled=tmp_path,
-                          splits=["train", "dev", "eval:bench"])
+        out = load_inputs(
+            manifest, input=get_model_kind(kind_name).input, scaled=tmp_path, splits=["train", "dev", "eval:bench"]
+        )
         train = out["train"]
         assert train.ids == ["a", "b"]
         assert train.y.tolist() == [LABEL_IDS["bonafide"], LABEL_IDS["spoof"]] == [1, 0]
@@ -428,15 +484,22 @@ def _ddp_worker(rank: int, world: int, init_file: str, out: str, data: dict) -> 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         params = TrainParams(epochs=4, batch_size=8, device="cpu", patience=10)
-        summary = train_neural(_build(get_model_kind("cnn_lstm"), MODEL), data, name="cnn_lstm", train_params=params,
-                               out_dir=Path(out), key="ddp")
+        summary = train_neural(
+            _build(get_model_kind("cnn_lstm"), MODEL),
+            data,
+            name="cnn_lstm",
+            train_params=params,
+            out_dir=Path(out),
+            key="ddp",
+        )
         torch.save({"summary": summary}, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(frame_data, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ddp_with_two_gloo_processes_trains_and_rank0_alone_writes(
+    frame_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two CPU processes (gloo), as torchrun would start them: gradients are averaged, so both
     ranks take the same decisions; rank 0 alone writes the weights and checkpoints."""
     import types
@@ -479,29 +542,61 @@ def _stage_inputs(root: Path, *, n_train: int) -> list[str]:
     train = make_split(n_train, seed=10, shape=(N_FEATURES, N_FRAMES), shift=0.05)
     dev = make_split(256, seed=11, shape=(N_FEATURES, N_FRAMES), shift=0.05)
     ids = train.ids + dev.ids
-    layout = FeatureLayout(tuple(f"mfcc_{i}" for i in range(N_FEATURES)), ("u",), N_FRAMES,
-                           frame_groups=("mfcc",) * N_FEATURES)
+    layout = FeatureLayout(
+        tuple(f"mfcc_{i}" for i in range(N_FEATURES)), ("u",), N_FRAMES, frame_groups=("mfcc",) * N_FEATURES
+    )
     scaled = root / "scaled"
     scaled.mkdir(parents=True)
     write_table(scaled / "frames.parquet", frames_table(frame_schema(layout), ids, np.concatenate([train.x, dev.x])))
     (scaled / "scaler.json").write_text(json.dumps({"names": [], "mean": [], "std": []}), encoding="utf-8")
     y = np.concatenate([train.y, dev.y])
-    pd.DataFrame({"utt_id": ids, "label": np.where(y == 1, "bonafide", "spoof"),
-                  "attack": np.concatenate([train.attacks, dev.attacks]), "source": "synth",
-                  "split": ["train"] * len(train.ids) + ["dev"] * len(dev.ids)}).to_parquet(root / "manifest.parquet")
-    params = {"model": {**as_dict(MODEL), "sequence_groups": ["mfcc"]},
-              "train": {"models": {"cnn_lstm": "model"}, "epochs": KILLED_EPOCHS, "batch_size": 16, "patience": 10,
-                        "device": "cpu", "num_workers": 0, "compile": False}}
+    pd.DataFrame(
+        {
+            "utt_id": ids,
+            "label": np.where(y == 1, "bonafide", "spoof"),
+            "attack": np.concatenate([train.attacks, dev.attacks]),
+            "source": "synth",
+            "split": ["train"] * len(train.ids) + ["dev"] * len(dev.ids),
+        }
+    ).to_parquet(root / "manifest.parquet")
+    params = {
+        "model": {**as_dict(MODEL), "sequence_groups": ["mfcc"]},
+        "train": {
+            "models": {"cnn_lstm": "model"},
+            "epochs": KILLED_EPOCHS,
+            "batch_size": 16,
+            "patience": 10,
+            "device": "cpu",
+            "num_workers": 0,
+            "compile": False,
+        },
+    }
     (root / "params.yaml").write_text(json.dumps(params), encoding="utf-8")  # JSON is YAML
-    return [sys.executable, "-m", "stages.train", "--model", "cnn_lstm", "--manifest", str(root / "manifest.parquet"),
-            "--scaled", str(scaled), "--params", str(root / "params.yaml")]
+    return [
+        sys.executable,
+        "-m",
+        "stages.train",
+        "--model",
+        "cnn_lstm",
+        "--manifest",
+        str(root / "manifest.parquet"),
+        "--scaled",
+        str(scaled),
+        "--params",
+        str(root / "params.yaml"),
+    ]
 
 
 def _start_stage(command: list[str], out: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one thread, like the module fixture
-    return subprocess.Popen([*command, "--out", str(out / "bundle"), "--live", str(out / "live")],
-                            cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [*command, "--out", str(out / "bundle"), "--live", str(out / "live")],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen) -> str:
@@ -542,10 +637,13 @@ def test_a_train_stage_killed_mid_epoch_resumes_to_the_same_bundle(tmp_path: Pat
     assert f"resuming cnn_lstm from the checkpoint of epoch {last}" in resumed
     assert f"epoch {last}: train loss" not in resumed and f"epoch {KILLED_EPOCHS - 1}: train loss" in resumed
     _finish(whole)
-    assert (tmp_path / "killed" / "bundle" / "weights.pt").read_bytes() == \
-        (tmp_path / "whole" / "bundle" / "weights.pt").read_bytes()
-    configs = [json.loads((tmp_path / run / "bundle" / "config.json").read_text(encoding="utf-8"))
-               for run in ("whole", "killed")]
+    assert (tmp_path / "killed" / "bundle" / "weights.pt").read_bytes() == (
+        tmp_path / "whole" / "bundle" / "weights.pt"
+    ).read_bytes()
+    configs = [
+        json.loads((tmp_path / run / "bundle" / "config.json").read_text(encoding="utf-8"))
+        for run in ("whole", "killed")
+    ]
     assert configs[0] == configs[1]
     assert configs[1]["summary"]["best_epoch"] > last, "the saved weights must come from after the resume"
     assert sorted(p.name for p in (tmp_path / "killed" / "bundle").iterdir()) == ["config.json", "weights.pt"]

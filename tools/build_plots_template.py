@@ -139,8 +139,7 @@ def fetch(versions: dict[str, str], workdir: Path) -> list[dict]:
     env.setdefault("npm_config_audit", "false")
     env.setdefault("npm_config_update_notifier", "false")
     proc = subprocess.run(
-        [_npm(), "pack", "--json", "--ignore-scripts",
-         "--pack-destination", str(workdir), *specs],
+        [_npm(), "pack", "--json", "--ignore-scripts", "--pack-destination", str(workdir), *specs],
         cwd=workdir,
         env=env,
         check=True,
@@ -160,16 +159,17 @@ def fetch(versions: dict[str, str], workdir: Path) -> list[dict]:
                 sys.exit(f"error: {name}: {build_path} is not a regular file")
             code = tar.extractfile(member).read()
         if pkg_json["version"] != versions[name]:
-            sys.exit(f"error: {name}: got {pkg_json['version']}, "
-                     f"expected {versions[name]}")
-        infos.append({
-            "name": name,
-            "version": pkg_json["version"],
-            "file": build_path,
-            "integrity": entry.get("integrity", ""),
-            "code": code,
-            "peer": pkg_json.get("peerDependencies", {}) or {},
-        })
+            sys.exit(f"error: {name}: got {pkg_json['version']}, expected {versions[name]}")
+        infos.append(
+            {
+                "name": name,
+                "version": pkg_json["version"],
+                "file": build_path,
+                "integrity": entry.get("integrity", ""),
+                "code": code,
+                "peer": pkg_json.get("peerDependencies", {}) or {},
+            }
+        )
     return infos
 
 
@@ -181,11 +181,14 @@ def check_peers(infos: list[dict]) -> None:
                 continue
             ok = _satisfies(have[peer], spec)
             if ok is False:
-                sys.exit(f"error: {info['name']}@{info['version']} requires "
-                         f"{peer}@{spec}, but {peer}@{have[peer]} is pinned")
+                sys.exit(
+                    f"error: {info['name']}@{info['version']} requires {peer}@{spec}, but {peer}@{have[peer]} is pinned"
+                )
             if ok is None:
-                print(f"warning: cannot evaluate peer range {peer}@{spec!r} "
-                      f"of {info['name']}; check manually", file=sys.stderr)
+                print(
+                    f"warning: cannot evaluate peer range {peer}@{spec!r} of {info['name']}; check manually",
+                    file=sys.stderr,
+                )
 
 
 def render(infos: list[dict]) -> str:
@@ -196,16 +199,14 @@ def render(infos: list[dict]) -> str:
         text = raw.decode("utf-8")
         for placeholder in DVC_PLACEHOLDERS:
             if placeholder in text:
-                sys.exit(f"error: {info['name']} contains DVC placeholder "
-                         f"{placeholder!r}; cannot inline safely")
+                sys.exit(f"error: {info['name']} contains DVC placeholder {placeholder!r}; cannot inline safely")
         # Keep the HTML parser from ending the <script> element early.
         safe = re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
         if "<!--" in safe:
             # Could switch the HTML tokenizer into "script data escaped" state.
             sys.exit(f"error: {info['name']} contains '<!--'; cannot inline safely")
         sha_file = hashlib.sha256(raw).hexdigest()
-        line = (f"      {info['name']}@{info['version']} "
-                f"package/{info['file']} sha256={sha_file}")
+        line = f"      {info['name']}@{info['version']} package/{info['file']} sha256={sha_file}"
         if safe != text:
             sha_inl = hashlib.sha256(safe.encode("utf-8")).hexdigest()
             line += f" (escaped for inlining: sha256={sha_inl})"
@@ -218,8 +219,7 @@ def render(infos: list[dict]) -> str:
             f"{safe.rstrip()}\n    </script>"
         )
     page = PAGE_TEMPLATE.format(
-        provenance="\n".join(["    Inlined files (sha256 of the file as shipped in the npm package):",
-                              *provenance]),
+        provenance="\n".join(["    Inlined files (sha256 of the file as shipped in the npm package):", *provenance]),
         script_tags="\n".join(script_tags),
     )
     assert "{plot_divs}" in page and "{scripts}" not in page
@@ -230,13 +230,14 @@ def render(infos: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="fail if the output file is missing or stale")
+    parser.add_argument("--check", action="store_true", help="fail if the output file is missing or stale")
     for name in DEFAULT_VERSIONS:
-        parser.add_argument(f"--{name}", dest=name.replace("-", "_"),
-                            default=DEFAULT_VERSIONS[name],
-                            help=f"exact {name} version "
-                                 f"(default {DEFAULT_VERSIONS[name]})")
+        parser.add_argument(
+            f"--{name}",
+            dest=name.replace("-", "_"),
+            default=DEFAULT_VERSIONS[name],
+            help=f"exact {name} version (default {DEFAULT_VERSIONS[name]})",
+        )
     args = parser.parse_args(argv)
     versions = {n: getattr(args, n.replace("-", "_")) for n in DEFAULT_VERSIONS}
 
@@ -249,16 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.output
     if args.check:
         if not out.is_file() or out.read_bytes() != data:
-            print(f"{out} is out of date; run tools/build_plots_template.py",
-                  file=sys.stderr)
+            print(f"{out} is out of date; run tools/build_plots_template.py", file=sys.stderr)
             return 1
         print(f"{out} is up to date")
         return 0
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
-    print(f"wrote {out} ({len(data)} bytes): "
-          + ", ".join(f"{i['name']}@{i['version']}" for i in infos))
+    print(f"wrote {out} ({len(data)} bytes): " + ", ".join(f"{i['name']}@{i['version']}" for i in infos))
     return 0
 
 

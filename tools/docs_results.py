@@ -23,6 +23,7 @@ Usage (from the repository root)::
 
     python -m tools.docs_results [--out docs/results.md] [--readme README.md] [--root .]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ BENCHMARKS = {  # name -> the command that writes its JSON
 
 # --------------------------------------------------------------------------- reading
 
+
 def read_json(path: Path) -> Any:
     """The parsed file, or ``None`` when it is absent or not valid JSON (logged)."""
     if not path.is_file():
@@ -85,8 +87,9 @@ def model_metrics(metrics_dir: Path) -> dict[str, dict[str, dict]]:
 def committed_state(root: Path, paths: list[str]) -> str:
     """Whether ``paths`` hold the files committed at HEAD: ``committed``, ``modified`` or ``unknown``."""
     try:
-        proc = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return "modified" if proc.stdout.strip() else "committed"
@@ -95,8 +98,9 @@ def committed_state(root: Path, paths: list[str]) -> str:
 def last_change(root: Path, path: str) -> str | None:
     """``<short commit> (<date>)`` of the last commit that changed ``path``, or ``None``."""
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%h (%cs)", "--", path], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%h (%cs)", "--", path], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return out or None
@@ -110,8 +114,15 @@ def lock_outputs(lock_path: Path) -> list[dict]:
     rows = []
     for stage in DATA_STAGES:
         for out in (stages.get(stage) or {}).get("outs", []):
-            rows.append({"stage": stage, "path": out.get("path"), "md5": out.get("md5"), "size": out.get("size"),
-                         "nfiles": out.get("nfiles")})
+            rows.append(
+                {
+                    "stage": stage,
+                    "path": out.get("path"),
+                    "md5": out.get("md5"),
+                    "size": out.get("size"),
+                    "nfiles": out.get("nfiles"),
+                }
+            )
     return rows
 
 
@@ -133,10 +144,17 @@ def expected_features(params_path: Path) -> dict | None:
         frame = {g: n for g, n in rows.items() if g in f.frame_groups}
         sequence = sum(n for g, n in frame.items() if g in p.model.sequence_groups)
         utterance = sum(n for g, n in rows.items() if g in f.utterance_groups) * len(f.stats)
-        return {"groups": rows, "frame_groups": list(frame), "frame_rows": sum(frame.values()),
-                "sequence_rows": sequence, "image_group": p.model.image_group,
-                "image_rows": frame.get(p.model.image_group), "utterance_columns": utterance,
-                "stats": list(f.stats), "n_frames": 1 + p.audio.n_samples // f.hop_length}
+        return {
+            "groups": rows,
+            "frame_groups": list(frame),
+            "frame_rows": sum(frame.values()),
+            "sequence_rows": sequence,
+            "image_group": p.model.image_group,
+            "image_rows": frame.get(p.model.image_group),
+            "utterance_columns": utterance,
+            "stats": list(f.stats),
+            "n_frames": 1 + p.audio.n_samples // f.hop_length,
+        }
     except (ImportError, AttributeError, KeyError, TypeError, ValueError, OSError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -170,6 +188,7 @@ def measured_features(data_dir: Path) -> dict:
 
 # --------------------------------------------------------------------------- formatting
 
+
 def pct(value: Any, digits: int = 2) -> str:
     return f"{100 * value:.{digits}f}%" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
@@ -190,14 +209,18 @@ def table(header: list[str], rows: list[list[str]], align: str = "") -> list[str
     """A markdown table; ``align`` has one letter per column, ``r`` for right-aligned."""
     align = align.ljust(len(header), "l")
     rule = ["---:" if a == "r" else "---" for a in align]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |",
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(rule) + " |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def by_test_eer(models: dict[str, dict[str, dict]]) -> list[str]:
     def key(name: str) -> tuple[float, str]:
         eer = models[name].get("test", {}).get("eer")
         return (eer if isinstance(eer, (int, float)) else math.inf, name)
+
     return sorted(models, key=key)
 
 
@@ -218,8 +241,11 @@ def readme_table(models: dict[str, dict[str, dict]], s: dict) -> list[str]:
     if not rows:
         rows = [[NOT_MEASURED, "-", "-"]]
     lines = table(header, rows, "lrr" + "r" * max(len(benches) - 1, 0))
-    return lines + ["", f"Generated by `python -m tools.docs_results` from `metrics/*.json`: {describe(s)}. "
-                        "Details, and what each figure means: [docs/results.md](docs/results.md)."]
+    return lines + [
+        "",
+        f"Generated by `python -m tools.docs_results` from `metrics/*.json`: {describe(s)}. "
+        "Details, and what each figure means: [docs/results.md](docs/results.md).",
+    ]
 
 
 def metric_rows(models: dict[str, dict[str, dict]]) -> list[list[str]]:
@@ -229,9 +255,20 @@ def metric_rows(models: dict[str, dict[str, dict]]) -> list[list[str]]:
         for set_name in sorted(blocks, key=lambda n: (n != "test", n)):
             b = blocks[set_name]
             extra = [num(b.get(k)) for k in ("min_dcf", "act_dcf", "min_tdcf")]
-            rows.append([name, set_name, eer_with_ci(b), pct(b.get("accuracy")), num(b.get("roc_auc")),
-                         num(b.get("cllr")), num(b.get("min_cllr")), *extra,
-                         str(b.get("n_bonafide", "-")), str(b.get("n_spoof", "-"))])
+            rows.append(
+                [
+                    name,
+                    set_name,
+                    eer_with_ci(b),
+                    pct(b.get("accuracy")),
+                    num(b.get("roc_auc")),
+                    num(b.get("cllr")),
+                    num(b.get("min_cllr")),
+                    *extra,
+                    str(b.get("n_bonafide", "-")),
+                    str(b.get("n_spoof", "-")),
+                ]
+            )
     return rows
 
 
@@ -242,19 +279,32 @@ def split_section(split: dict | None) -> list[str]:
     rows, totals = [], {"n_clips": 0, "n_bonafide": 0, "n_spoof": 0, "n_speakers": 0}
     for name in sorted(split["splits"], key=lambda n: (["train", "dev", "test"] + [n]).index(n)):
         s = split["splits"][name]
-        rows.append([name, *(str(s.get(k, "-")) for k in totals), str(len(s.get("attacks", {}))),
-                     ", ".join(f"{k} {v}" for k, v in sorted(s.get("sources", {}).items()))])
+        rows.append(
+            [
+                name,
+                *(str(s.get(k, "-")) for k in totals),
+                str(len(s.get("attacks", {}))),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.get("sources", {}).items())),
+            ]
+        )
         for k in totals:
             totals[k] += int(s.get(k, 0) or 0)
     rows.append(["all", *(str(v) for v in totals.values()), "", ""])
     leak = split.get("leakage", {})
-    lines += [f"Split strategy `{split.get('strategy', '?')}`, from `metrics/split.json` (the `split` stage). "
-              "Speakers are disjoint between splits under every strategy but `random`, so the speaker "
-              "total is the corpus's speaker count there.", ""]
+    lines += [
+        f"Split strategy `{split.get('strategy', '?')}`, from `metrics/split.json` (the `split` stage). "
+        "Speakers are disjoint between splits under every strategy but `random`, so the speaker "
+        "total is the corpus's speaker count there.",
+        "",
+    ]
     lines += table(["split", "clips", "bona fide", "spoof", "speakers", "attacks", "sources"], rows, "lrrrrr")
-    lines += ["", f"Leakage report: {leak.get('n_shared_speakers', '-')} speakers and "
-                  f"{leak.get('n_shared_audio', '-')} identical clips shared between splits; "
-                  f"eval sets checked: {', '.join(sorted(leak.get('eval_sets', {}))) or 'none'}.", ""]
+    lines += [
+        "",
+        f"Leakage report: {leak.get('n_shared_speakers', '-')} speakers and "
+        f"{leak.get('n_shared_audio', '-')} identical clips shared between splits; "
+        f"eval sets checked: {', '.join(sorted(leak.get('eval_sets', {}))) or 'none'}.",
+        "",
+    ]
     return lines
 
 
@@ -266,29 +316,48 @@ def feature_section(expected: dict | None, measured: dict) -> list[str]:
         lines += [f"From params: not computed; the feature registry could not be read ({expected['error']}).", ""]
     else:
         e = expected
-        lines += ["What the feature registry (`deepfake_audio/features.py`, `GROUPS`) gives for `params.yaml` "
-                  "at this commit; no audio is read:", ""]
-        lines += table(["group", "rows per frame", "in the frame table"],
-                       [[g, str(n), "yes" if g in e["frame_groups"] else "no (utterance statistics only)"]
-                        for g, n in e["groups"].items()], "lr")
-        lines += ["", f"- frames per clip: {e['n_frames']}",
-                  f"- frame table: {e['frame_rows']} rows per frame (every group in `features.frame_groups`)",
-                  f"- 1-D sequence models (`model.sequence_groups`): {e['sequence_rows']} x {e['n_frames']} per clip",
-                  f"- 2-D image (`model.image_group: {e['image_group']}`): "
-                  f"{e['image_rows'] if e['image_rows'] is not None else '-'} x {e['n_frames']} per clip",
-                  f"- utterance table (XGBoost): {e['utterance_columns']} columns "
-                  f"({', '.join(e['stats'])} of every row of `features.utterance_groups`)", ""]
+        lines += [
+            "What the feature registry (`deepfake_audio/features.py`, `GROUPS`) gives for `params.yaml` "
+            "at this commit; no audio is read:",
+            "",
+        ]
+        lines += table(
+            ["group", "rows per frame", "in the frame table"],
+            [
+                [g, str(n), "yes" if g in e["frame_groups"] else "no (utterance statistics only)"]
+                for g, n in e["groups"].items()
+            ],
+            "lr",
+        )
+        lines += [
+            "",
+            f"- frames per clip: {e['n_frames']}",
+            f"- frame table: {e['frame_rows']} rows per frame (every group in `features.frame_groups`)",
+            f"- 1-D sequence models (`model.sequence_groups`): {e['sequence_rows']} x {e['n_frames']} per clip",
+            f"- 2-D image (`model.image_group: {e['image_group']}`): "
+            f"{e['image_rows'] if e['image_rows'] is not None else '-'} x {e['n_frames']} per clip",
+            f"- utterance table (XGBoost): {e['utterance_columns']} columns "
+            f"({', '.join(e['stats'])} of every row of `features.utterance_groups`)",
+            "",
+        ]
     if measured:
         m = measured
-        lines += ["Read from the outputs in `data/` (the features and standardize stages of the last run):", "",
-                  f"- clips in `data/features/frames.parquet`: {m.get('clips', NOT_MEASURED)}",
-                  f"- frame rows x frames: {m.get('frame_rows', NOT_MEASURED)} x {m.get('n_frames', NOT_MEASURED)}",
-                  f"- utterance columns: {m.get('utterance_columns', NOT_MEASURED)} "
-                  f"(scaled: {m.get('scaled_utterance_columns', NOT_MEASURED)})",
-                  f"- rejected clips (`data/features/rejects.csv`): {m.get('rejects', NOT_MEASURED)}", ""]
+        lines += [
+            "Read from the outputs in `data/` (the features and standardize stages of the last run):",
+            "",
+            f"- clips in `data/features/frames.parquet`: {m.get('clips', NOT_MEASURED)}",
+            f"- frame rows x frames: {m.get('frame_rows', NOT_MEASURED)} x {m.get('n_frames', NOT_MEASURED)}",
+            f"- utterance columns: {m.get('utterance_columns', NOT_MEASURED)} "
+            f"(scaled: {m.get('scaled_utterance_columns', NOT_MEASURED)})",
+            f"- rejected clips (`data/features/rejects.csv`): {m.get('rejects', NOT_MEASURED)}",
+            "",
+        ]
     else:
-        lines += [f"From the outputs in `data/features/`: {NOT_MEASURED} (no `data/` here; run `make repro`, "
-                  "then this script).", ""]
+        lines += [
+            f"From the outputs in `data/features/`: {NOT_MEASURED} (no `data/` here; run `make repro`, "
+            "then this script).",
+            "",
+        ]
     return lines
 
 
@@ -296,12 +365,26 @@ def lock_section(rows: list[dict]) -> list[str]:
     lines = ["## Data-stage output hashes", ""]
     if not rows:
         return lines + [f"{NOT_MEASURED} (no `dvc.lock`).", ""]
-    lines += ["From `dvc.lock`: the content hash DVC recorded for each data-stage output when it was last "
-              "built. Compare them with another machine's `dvc.lock` to see which stages agree byte for "
-              "byte ([pipeline.md](pipeline.md#reproducibility)).", ""]
-    lines += table(["stage", "output", "md5", "bytes", "files"],
-                   [[r["stage"], f"`{r['path']}`", f"`{r['md5']}`", str(r["size"] if r["size"] is not None else "-"),
-                     str(r["nfiles"] if r["nfiles"] is not None else 1)] for r in rows], "lllrr")
+    lines += [
+        "From `dvc.lock`: the content hash DVC recorded for each data-stage output when it was last "
+        "built. Compare them with another machine's `dvc.lock` to see which stages agree byte for "
+        "byte ([pipeline.md](pipeline.md#reproducibility)).",
+        "",
+    ]
+    lines += table(
+        ["stage", "output", "md5", "bytes", "files"],
+        [
+            [
+                r["stage"],
+                f"`{r['path']}`",
+                f"`{r['md5']}`",
+                str(r["size"] if r["size"] is not None else "-"),
+                str(r["nfiles"] if r["nfiles"] is not None else 1),
+            ]
+            for r in rows
+        ],
+        "lllrr",
+    )
     return lines + [""]
 
 
@@ -315,10 +398,16 @@ def training_section(root: Path, models: list[str]) -> list[str]:
             rows.append([name, NOT_MEASURED, NOT_MEASURED])
     if not rows:
         return []
-    return ["## Training runs", "",
-            "From `dvclive/<model>/metrics.json`: the best dev EER (early stopping and the decision threshold "
-            "use the dev set) and the last logged step (epoch for the neural models, boosting round for "
-            "XGBoost).", "", *table(["model", "best dev EER", "last step"], rows, "lrr"), ""]
+    return [
+        "## Training runs",
+        "",
+        "From `dvclive/<model>/metrics.json`: the best dev EER (early stopping and the decision threshold "
+        "use the dev set) and the last logged step (epoch for the neural models, boosting round for "
+        "XGBoost).",
+        "",
+        *table(["model", "best dev EER", "last step"], rows, "lrr"),
+        "",
+    ]
 
 
 def attack_section(models: dict[str, dict[str, dict]]) -> list[str]:
@@ -327,21 +416,35 @@ def attack_section(models: dict[str, dict[str, dict]]) -> list[str]:
         return []
     attacks = sorted({a for n in names for a in models[n]["test"]["per_attack_eer"]})
     rows = [[n, *(pct(models[n]["test"]["per_attack_eer"].get(a), 1) for a in attacks)] for n in names]
-    return ["## Test EER per attack", "",
-            "Each attack's spoofs against every bona fide clip of the test split.", "",
-            *table(["model", *attacks], rows, "l" + "r" * len(attacks)), ""]
+    return [
+        "## Test EER per attack",
+        "",
+        "Each attack's spoofs against every bona fide clip of the test split.",
+        "",
+        *table(["model", *attacks], rows, "l" + "r" * len(attacks)),
+        "",
+    ]
 
 
 def ci_section(ci: dict[str, dict[str, dict]], state: str) -> list[str]:
     lines = ["## CI profile", ""]
     if not ci:
         return lines + [f"{NOT_MEASURED} (no `ci/metrics/`).", ""]
-    lines += [f"`ci/metrics/*.json` ({state} files): what `make gate` compares a fresh run of the CI profile "
-              "(`ci/profile.yaml`: a smaller demo corpus, every model kind, few epochs) against. These are not "
-              "the demo results above: the profile is built to be quick, not accurate.", ""]
-    rows = [[n, eer_with_ci(ci[n]["test"]) if "test" in ci[n] else "-",
-             pct(ci[n].get("test", {}).get("accuracy")), num(ci[n].get("test", {}).get("roc_auc"))]
-            for n in by_test_eer(ci)]
+    lines += [
+        f"`ci/metrics/*.json` ({state} files): what `make gate` compares a fresh run of the CI profile "
+        "(`ci/profile.yaml`: a smaller demo corpus, every model kind, few epochs) against. These are not "
+        "the demo results above: the profile is built to be quick, not accurate.",
+        "",
+    ]
+    rows = [
+        [
+            n,
+            eer_with_ci(ci[n]["test"]) if "test" in ci[n] else "-",
+            pct(ci[n].get("test", {}).get("accuracy")),
+            num(ci[n].get("test", {}).get("roc_auc")),
+        ]
+        for n in by_test_eer(ci)
+    ]
     return lines + table(["model", "test EER [95% CI]", "accuracy", "ROC AUC"], rows, "lrrr") + [""]
 
 
@@ -349,43 +452,65 @@ def _benchmark_lines(name: str, data: Any) -> list[str]:
     """The headline figures of one benchmark's JSON (as its script prints them)."""
     r = data.get("results", data) if isinstance(data, dict) else data
     if name == "features" and isinstance(r, dict):
-        lines = [f"- {r.get('n_clips', '?')} clips; source: {r.get('source', '?')}; best of {r.get('repeats', '?')} "
-                 "runs, one thread:"]
+        lines = [
+            f"- {r.get('n_clips', '?')} clips; source: {r.get('source', '?')}; best of {r.get('repeats', '?')} "
+            "runs, one thread:"
+        ]
         for p, b in (r.get("pipelines") or {}).items():
-            lines.append(f"  - {p}: {num(b.get('ms_per_clip'), 2)} ms per clip, "
-                         f"{num(b.get('realtime_per_core'), 0)}x real time per core")
-        lines.append(f"- the project's extractor is {num(r.get('naive_over_project'), 2)}x faster than the "
-                     f"one-librosa-call-per-feature approach; CPU/wall {num(r.get('cpu_over_wall'), 2)}")
+            lines.append(
+                f"  - {p}: {num(b.get('ms_per_clip'), 2)} ms per clip, "
+                f"{num(b.get('realtime_per_core'), 0)}x real time per core"
+            )
+        lines.append(
+            f"- the project's extractor is {num(r.get('naive_over_project'), 2)}x faster than the "
+            f"one-librosa-call-per-feature approach; CPU/wall {num(r.get('cpu_over_wall'), 2)}"
+        )
         ratio = r.get("cpu_over_wall")
         if isinstance(ratio, (int, float)) and ratio < 0.9:
             lines.append("- CPU/wall below 0.9: the core was shared during the run, so the wall times are inflated")
         return lines
     if name == "features_memory" and isinstance(r, list):
-        return [f"- {x.get('clips')} clips: {num(x.get('wall_s'), 1)} s; peak RSS parent "
-                f"{num((x.get('parent_peak_kb') or math.nan) / 1024, 0)} MiB, largest worker "
-                f"{num((x.get('worker_peak_kb') or math.nan) / 1024, 0)} MiB, sampled total "
-                f"{num((x.get('total_peak_kb') or math.nan) / 1024, 0)} MiB" for x in r if isinstance(x, dict)]
+        return [
+            f"- {x.get('clips')} clips: {num(x.get('wall_s'), 1)} s; peak RSS parent "
+            f"{num((x.get('parent_peak_kb') or math.nan) / 1024, 0)} MiB, largest worker "
+            f"{num((x.get('worker_peak_kb') or math.nan) / 1024, 0)} MiB, sampled total "
+            f"{num((x.get('total_peak_kb') or math.nan) / 1024, 0)} MiB"
+            for x in r
+            if isinstance(x, dict)
+        ]
     if name == "predict" and isinstance(r, dict):
-        return [f"- model `{r.get('model', '?')}`, {r.get('threads', '?')} thread(s)",
-                f"- latency of one 4-s clip: median {num(r.get('latency_median_ms'), 1)} ms, "
-                f"p90 {num(r.get('latency_p90_ms'), 1)} ms",
-                f"- folder of {r.get('files', '?')} clips: {num(r.get('files_per_s'), 1)} files/s",
-                f"- stream: {num(r.get('stream_realtime'), 0)}x real time"]
+        return [
+            f"- model `{r.get('model', '?')}`, {r.get('threads', '?')} thread(s)",
+            f"- latency of one 4-s clip: median {num(r.get('latency_median_ms'), 1)} ms, "
+            f"p90 {num(r.get('latency_p90_ms'), 1)} ms",
+            f"- folder of {r.get('files', '?')} clips: {num(r.get('files_per_s'), 1)} files/s",
+            f"- stream: {num(r.get('stream_realtime'), 0)}x real time",
+        ]
     if name == "train" and isinstance(r, list):
         device = data.get("device", "?") if isinstance(data, dict) else "?"
-        return [f"- {x.get('model')} on {device}: {num(x.get('samples_per_s'), 0)} training samples/s"
-                for x in r if isinstance(x, dict)]
+        return [
+            f"- {x.get('model')} on {device}: {num(x.get('samples_per_s'), 0)} training samples/s"
+            for x in r
+            if isinstance(x, dict)
+        ]
     if name == "torch_core" and isinstance(r, list):
-        return [f"- {x.get('pipeline')}: {num(x.get('ms_per_clip'), 3)} ms per clip, "
-                f"{num(x.get('realtime'), 0)}x real time, max |dMFCC| {x.get('max_abs_diff_db', math.nan):.2g} dB"
-                for x in r if isinstance(x, dict)]
+        return [
+            f"- {x.get('pipeline')}: {num(x.get('ms_per_clip'), 3)} ms per clip, "
+            f"{num(x.get('realtime'), 0)}x real time, max |dMFCC| {x.get('max_abs_diff_db', math.nan):.2g} dB"
+            for x in r
+            if isinstance(x, dict)
+        ]
     return ["- (unrecognised layout; see the file)"]
 
 
 def benchmark_section(bench_dir: Path) -> list[str]:
-    lines = ["## Benchmarks", "",
-             "Each benchmark writes its figures with its own stamp (the commit and machine it ran on, which "
-             "need not be this page's).", ""]
+    lines = [
+        "## Benchmarks",
+        "",
+        "Each benchmark writes its figures with its own stamp (the commit and machine it ran on, which "
+        "need not be this page's).",
+        "",
+    ]
     for name, command in BENCHMARKS.items():
         data = read_json(bench_dir / f"{name}.json")
         lines.append(f"### `benchmarks/{name}.py`")
@@ -394,8 +519,11 @@ def benchmark_section(bench_dir: Path) -> list[str]:
             lines += [f"{NOT_MEASURED}. Measure it with `{command}`, then re-run this script.", ""]
             continue
         s = data.get("stamp") if isinstance(data, dict) else None
-        lines.append(f"Measured at {describe(s)}." if isinstance(s, dict) else "Measured on an unstamped run "
-                     "(commit and machine unknown).")
+        lines.append(
+            f"Measured at {describe(s)}."
+            if isinstance(s, dict)
+            else "Measured on an unstamped run (commit and machine unknown)."
+        )
         lines += ["", *_benchmark_lines(name, data), ""]
     return lines
 
@@ -405,28 +533,57 @@ def results_page(root: Path, s: dict) -> tuple[list[str], dict]:
     models = model_metrics(root / "metrics")
     state = committed_state(root, ["metrics"])
     changed = last_change(root, "metrics")
-    source = {"committed": f"the files committed at `{s['commit'].split('+')[0]}`"
-                           + (f", last changed by commit `{changed.split()[0]}` {changed.split()[1]}" if changed else ""),
-              "modified": "workspace files that differ from the last commit",
-              "unknown": "the workspace files"}[state]
-    lines = ["# Results", "",
-             "<!-- Generated by `python -m tools.docs_results`. Do not edit by hand: re-run the script. -->", "",
-             f"Generated at {describe(s)}. The metrics are {source} (`metrics/*.json`, written by the "
-             "`evaluate` stages); the stamp names the machine that ran this script, and the files do not record "
-             "which machine ran the pipeline. On the same machine and params a rerun gives the same numbers; "
-             "on another machine expect them to differ ([pipeline.md](pipeline.md#reproducibility)).", ""]
+    source = {
+        "committed": f"the files committed at `{s['commit'].split('+')[0]}`"
+        + (f", last changed by commit `{changed.split()[0]}` {changed.split()[1]}" if changed else ""),
+        "modified": "workspace files that differ from the last commit",
+        "unknown": "the workspace files",
+    }[state]
+    lines = [
+        "# Results",
+        "",
+        "<!-- Generated by `python -m tools.docs_results`. Do not edit by hand: re-run the script. -->",
+        "",
+        f"Generated at {describe(s)}. The metrics are {source} (`metrics/*.json`, written by the "
+        "`evaluate` stages); the stamp names the machine that ran this script, and the files do not record "
+        "which machine ran the pipeline. On the same machine and params a rerun gives the same numbers; "
+        "on another machine expect them to differ ([pipeline.md](pipeline.md#reproducibility)).",
+        "",
+    ]
     lines += ["## Models", ""]
     if models:
-        lines += ["Every scored set of every model (`test`: the demo corpus's speaker-disjoint test split; other "
-                  "rows: eval sets, never trained on). EER with its 95% bootstrap interval; accuracy at the dev-set "
-                  "threshold; Cllr and minCllr in bits; min DCF, act DCF and min t-DCF where the block has them. "
-                  "Definitions: [evaluation.md](evaluation.md).", ""]
-        lines += table(["model", "set", "EER [95% CI]", "accuracy", "ROC AUC", "Cllr", "minCllr", "min DCF",
-                        "act DCF", "min t-DCF", "bona fide", "spoof"], metric_rows(models), "llrrrrrrrrrr")
+        lines += [
+            "Every scored set of every model (`test`: the demo corpus's speaker-disjoint test split; other "
+            "rows: eval sets, never trained on). EER with its 95% bootstrap interval; accuracy at the dev-set "
+            "threshold; Cllr and minCllr in bits; min DCF, act DCF and min t-DCF where the block has them. "
+            "Definitions: [evaluation.md](evaluation.md).",
+            "",
+        ]
+        lines += table(
+            [
+                "model",
+                "set",
+                "EER [95% CI]",
+                "accuracy",
+                "ROC AUC",
+                "Cllr",
+                "minCllr",
+                "min DCF",
+                "act DCF",
+                "min t-DCF",
+                "bona fide",
+                "spoof",
+            ],
+            metric_rows(models),
+            "llrrrrrrrrrr",
+        )
         if not bench_sets(models):
-            lines += ["", "No bench eval set was scored in these metrics: bench EER is not measured here. Score "
-                          "one with an eval set ([corpora.md](corpora.md#eval-sets)); always read a demo EER next "
-                          "to a bench EER."]
+            lines += [
+                "",
+                "No bench eval set was scored in these metrics: bench EER is not measured here. Score "
+                "one with an eval set ([corpora.md](corpora.md#eval-sets)); always read a demo EER next "
+                "to a bench EER.",
+            ]
         lines.append("")
     else:
         lines += [f"{NOT_MEASURED} (no `metrics/<model>.json`).", ""]
@@ -437,9 +594,13 @@ def results_page(root: Path, s: dict) -> tuple[list[str], dict]:
     lines += lock_section(lock_outputs(root / "dvc.lock"))
     lines += ci_section(model_metrics(root / "ci" / "metrics"), committed_state(root, ["ci/metrics"]))
     lines += benchmark_section(root / "reports" / "benchmarks")
-    lines += ["## Not measured by any output", "",
-              "- wall time of a full `make repro` or of each stage (DVC records none);",
-              "- peak memory of the whole pipeline.", ""]
+    lines += [
+        "## Not measured by any output",
+        "",
+        "- wall time of a full `make repro` or of each stage (DVC records none);",
+        "- peak memory of the whole pipeline.",
+        "",
+    ]
     return lines, models
 
 
@@ -448,7 +609,7 @@ def replace_block(text: str, block: list[str], *, where: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"{where}: needs a {BEGIN} ... {END} block for the results table")
-    return text[:start + len(BEGIN)] + "\n" + "\n".join(block) + "\n" + text[end:]
+    return text[: start + len(BEGIN)] + "\n" + "\n".join(block) + "\n" + text[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,8 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     out = args.out or root / "docs" / "results.md"
     readme = args.readme or root / "README.md"
-    ignore = tuple(p.resolve().relative_to(root).as_posix() for p in (out, readme)
-                   if p.resolve().is_relative_to(root))
+    ignore = tuple(p.resolve().relative_to(root).as_posix() for p in (out, readme) if p.resolve().is_relative_to(root))
     s = stamp(root, ignore=ignore)
     lines, models = results_page(root, s)
     if not args.no_readme:

@@ -22,6 +22,7 @@ code entries are replaced by the closure, sorted, followed by the data entries i
 each kept verbatim with any comment lines above it. The result is re-parsed and must equal the
 old file with only the code deps changed, or nothing is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,9 @@ def read_stages(dvc_yaml: Path, root: Path) -> list[StageCode]:
             continue
         expected = sorted({path for module in modules for path in import_closure(module, root=root)})
         undeclared = sorted({path for module in modules for path in undeclared_discovery(module, root=root)})
-        out.append(StageCode(name, modules, tuple(str(d) for d in body.get("deps") or ()), tuple(expected),
-                             tuple(undeclared)))
+        out.append(
+            StageCode(name, modules, tuple(str(d) for d in body.get("deps") or ()), tuple(expected), tuple(undeclared))
+        )
     return out
 
 
@@ -111,10 +113,15 @@ def check(dvc_yaml: Path, root: Path) -> list[str]:
         if missing or extra or stage.undeclared:
             lines.append(f"{stage.name} (python -m {' / '.join(stage.modules)}):")
             lines += [f"  + {p}    (runs, not listed)" for p in missing]
-            lines += [f"  - {p}    ({'a folder: deps name files' if (root / p).is_dir() else 'listed, not run'})"
-                      for p in extra]
-            lines += [f"  ! {p}    (discovers modules with pkgutil: declare `{DISCOVERY_MARKER} = True` in it, "
-                      f"or what it imports by name is not a dep)" for p in stage.undeclared]
+            lines += [
+                f"  - {p}    ({'a folder: deps name files' if (root / p).is_dir() else 'listed, not run'})"
+                for p in extra
+            ]
+            lines += [
+                f"  ! {p}    (discovers modules with pkgutil: declare `{DISCOVERY_MARKER} = True` in it, "
+                f"or what it imports by name is not a dep)"
+                for p in stage.undeclared
+            ]
     return lines
 
 
@@ -171,8 +178,10 @@ def _rewrite_block(lines: list[str], begin: int, end: int, expected: list[str], 
     if cmd_at is None:
         return body
     key_indent = _indent(body[cmd_at])
-    deps_at = next((i for i, line in enumerate(body)
-                    if _indent(line) == key_indent and re.match(r"^ *deps:\s*(#.*)?$", line)), None)
+    deps_at = next(
+        (i for i, line in enumerate(body) if _indent(line) == key_indent and re.match(r"^ *deps:\s*(#.*)?$", line)),
+        None,
+    )
     if deps_at is None:
         if not expected:
             return body
@@ -189,17 +198,20 @@ def _rewrite_block(lines: list[str], begin: int, end: int, expected: list[str], 
     stop = deps_at + 1
     while stop < len(body):
         line = body[stop]
-        if _is_blank_or_comment(line) or _indent(line) > key_indent or \
-                (_indent(line) == key_indent and line.lstrip().startswith("- ")):
+        if (
+            _is_blank_or_comment(line)
+            or _indent(line) > key_indent
+            or (_indent(line) == key_indent and line.lstrip().startswith("- "))
+        ):
             stop += 1
         else:
             break
     while stop > deps_at + 1 and _is_blank_or_comment(body[stop - 1]):
         stop -= 1  # trailing comments and blank lines belong to the next key
-    items = body[deps_at + 1:stop]
+    items = body[deps_at + 1 : stop]
     item_indent = next((_indent(line) for line in items if _ITEM_LINE.match(line)), key_indent + 2)
-    head: list[str] = []     # comments above code entries: kept at the top of the block
-    data: list[str] = []     # data entries verbatim, each with the comments above it
+    head: list[str] = []  # comments above code entries: kept at the top of the block
+    data: list[str] = []  # data entries verbatim, each with the comments above it
     pending: list[str] = []
     for line in items:
         match = _ITEM_LINE.match(line)
@@ -215,7 +227,7 @@ def _rewrite_block(lines: list[str], begin: int, end: int, expected: list[str], 
     new_items = head + [f"{' ' * item_indent}- {p}\n" for p in expected] + data
     if not any(_ITEM_LINE.match(line) for line in new_items):
         return body[:deps_at] + body[stop:]  # no deps at all: no empty (null) `deps:` key
-    return body[:deps_at + 1] + new_items + body[stop:]
+    return body[: deps_at + 1] + new_items + body[stop:]
 
 
 def rewrite(text: str, stages: list[StageCode], root: Path) -> str:
@@ -280,16 +292,25 @@ def main(argv: list[str] | None = None) -> int:
     dvc_yaml = args.dvc_yaml or root / "dvc.yaml"
     if args.write:
         changes = write(dvc_yaml, root)
-        log.info("%s: %s", dvc_yaml, "rewrote the code deps:\n" + "\n".join(changes) if changes
-                 else "every stage already lists exactly its code")
+        log.info(
+            "%s: %s",
+            dvc_yaml,
+            "rewrote the code deps:\n" + "\n".join(changes)
+            if changes
+            else "every stage already lists exactly its code",
+        )
         return 0
     problems = check(dvc_yaml, root)
     if problems:
-        print(f"{dvc_yaml}: deps disagree with the code each stage runs "
-              f"(`python -m tools.stage_deps --write` fixes them):\n" + "\n".join(problems), file=sys.stderr)
+        print(
+            f"{dvc_yaml}: deps disagree with the code each stage runs "
+            f"(`python -m tools.stage_deps --write` fixes them):\n" + "\n".join(problems),
+            file=sys.stderr,
+        )
         return 1
-    log.info("%s: every stage lists exactly the code it runs (%d stages checked)", dvc_yaml,
-             len(read_stages(dvc_yaml, root)))
+    log.info(
+        "%s: every stage lists exactly the code it runs (%d stages checked)", dvc_yaml, len(read_stages(dvc_yaml, root))
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ Every run figure in the docs carries this stamp (``tools/docs_results.py``), and
 benchmark's ``--json`` output, so a number can always be traced to the code and the machine that
 produced it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,10 +26,16 @@ def git_commit(root: Path, *, ignore: tuple[str, ...] = ()) -> str:
         the short commit, ``<commit>+dirty``, or ``unknown`` outside a git work tree.
     """
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     changed = [line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines() if line.strip()]
@@ -58,11 +65,16 @@ def stamp(root: Path | str = ".", *, ignore: tuple[str, ...] = ()) -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 0
-    return {"commit": git_commit(Path(root), ignore=ignore),
-            "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpu": cpu_model(), "cores": cores}
+    return {
+        "commit": git_commit(Path(root), ignore=ignore),
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": cores,
+    }
 
 
 def describe(s: dict) -> str:
     """One line for a stamp: ``commit abc1234, 2026-01-02 03:04 UTC, <cpu> (2 cores)``."""
-    return f"commit `{s.get('commit', '?')}`, {s.get('date_utc', '?')}, {s.get('cpu', '?')} ({s.get('cores', '?')} cores)"
+    return (
+        f"commit `{s.get('commit', '?')}`, {s.get('date_utc', '?')}, {s.get('cpu', '?')} ({s.get('cores', '?')} cores)"
+    )

@@ -8,6 +8,7 @@ Adding a kind is one new module in this package that calls :func:`register_model
 the registry imports every module of the package the first time it is asked
 (``DISCOVERS_SUBMODULES`` tells :mod:`deepfake_audio.codedeps` so).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,9 +102,11 @@ class ModelKind:
         if isinstance(section, self.params_type):
             return section
         if dataclasses.is_dataclass(section):
-            raise ParamError(f"train.models.{self.name}", self.params_section,
-                             f"{self.name} reads a {self.params_type.__name__} section, not "
-                             f"{type(section).__name__}")
+            raise ParamError(
+                f"train.models.{self.name}",
+                self.params_section,
+                f"{self.name} reads a {self.params_type.__name__} section, not {type(section).__name__}",
+            )
         return from_dict(self.params_type, section, prefix=self.params_section)
 
     def section_from_config(self, config: dict) -> Any:
@@ -154,9 +157,12 @@ def get_model_kind(name: str, *, section: str | None = None) -> ModelKind:
         raise ParamError(f"train.models.{name}", section, f"unknown model kind; known: {', '.join(sorted(_REGISTRY))}")
     kind = _REGISTRY[name]
     if section is not None and section != kind.params_section:
-        raise ParamError(f"train.models.{name}", section,
-                         f"{name} reads its hyper-parameters from the {kind.params_section!r} section; "
-                         f"write `{name}: {kind.params_section}`")
+        raise ParamError(
+            f"train.models.{name}",
+            section,
+            f"{name} reads its hyper-parameters from the {kind.params_section!r} section; "
+            f"write `{name}: {kind.params_section}`",
+        )
     return kind
 
 
@@ -180,9 +186,12 @@ def check_model_params(params: Params) -> dict[str, ModelKind]:
         groups = kind.groups(section) if kind.input == "frames" else None
         for group in groups or ():
             if group not in params.features.frame_groups:
-                raise ParamError(_key_holding(section, section_name, group), group,
-                                 f"{name} reads this frame group, which features.frame_groups "
-                                 f"({', '.join(params.features.frame_groups)}) does not extract")
+                raise ParamError(
+                    _key_holding(section, section_name, group),
+                    group,
+                    f"{name} reads this frame group, which features.frame_groups "
+                    f"({', '.join(params.features.frame_groups)}) does not extract",
+                )
         kinds[name] = kind
     return kinds
 

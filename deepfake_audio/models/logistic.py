@@ -5,6 +5,7 @@ this file is the whole of it. It brings its own params section, ``logistic``, wh
 ``train.models`` names (``logistic: logistic``), fits with scikit-learn, and saves its
 coefficients as JSON, so loading unpickles nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,8 +62,14 @@ def fit(data: dict[str, SplitData], ctx: FitContext) -> dict:
     linear = Linear(model.coef_[0].astype(np.float64), float(model.intercept_[0]))
     dev_eer, threshold = compute_eer(dev.y, linear(dev.x))
     write_json(ctx.out_dir / WEIGHTS, {"coef": linear.coef.tolist(), "intercept": linear.intercept})
-    return {"dev_eer": dev_eer, "threshold": threshold, "device": "cpu", "n_features": int(train.x.shape[1]),
-            "iterations": int(model.n_iter_[0]), "train_samples_per_s": len(train.y) / max(elapsed, 1e-9)}
+    return {
+        "dev_eer": dev_eer,
+        "threshold": threshold,
+        "device": "cpu",
+        "n_features": int(train.x.shape[1]),
+        "iterations": int(model.n_iter_[0]),
+        "train_samples_per_s": len(train.y) / max(elapsed, 1e-9),
+    }
 
 
 def load(bundle_dir: Path, config: dict, params: LogisticParams) -> Linear:
@@ -74,5 +81,6 @@ def score(model: Linear, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     return model(x)
 
 
-register_model(ModelKind("logistic", "logistic", LogisticParams, "utterances", WEIGHTS, fit, load, score,
-                         uses=("c", "max_iter")))
+register_model(
+    ModelKind("logistic", "logistic", LogisticParams, "utterances", WEIGHTS, fit, load, score, uses=("c", "max_iter"))
+)

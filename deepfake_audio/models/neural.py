@@ -6,6 +6,7 @@ Inputs are standardised frame features of shape ``(batch, n_features, n_frames)`
 ``cnn2d`` and ``lcnn``. Every model returns one logit per clip of shape ``(batch,)``, where higher
 means more bona fide.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,20 +28,28 @@ def conv_blocks(in_channels: int, params: ModelParams) -> tuple[nn.Sequential, i
     layers: list[nn.Module] = []
     channels = in_channels
     for _ in range(params.n_conv_blocks):
-        layers += [nn.Conv1d(channels, params.conv_channels, params.kernel_size, padding=params.kernel_size // 2),
-                   nn.BatchNorm1d(params.conv_channels), nn.ReLU(), nn.MaxPool1d(2)]
+        layers += [
+            nn.Conv1d(channels, params.conv_channels, params.kernel_size, padding=params.kernel_size // 2),
+            nn.BatchNorm1d(params.conv_channels),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+        ]
         channels = params.conv_channels
     return nn.Sequential(*layers), channels
 
 
 def dense_head(in_features: int, params: ModelParams) -> nn.Sequential:
     """Linear, ReLU, Dropout, Linear to one logit."""
-    return nn.Sequential(nn.Linear(in_features, params.dense_units), nn.ReLU(), nn.Dropout(params.dropout),
-                         nn.Linear(params.dense_units, 1))
+    return nn.Sequential(
+        nn.Linear(in_features, params.dense_units),
+        nn.ReLU(),
+        nn.Dropout(params.dropout),
+        nn.Linear(params.dense_units, 1),
+    )
 
 
 def _check_pooling(n_frames: int, n_blocks: int) -> None:
-    if n_frames < 2 ** n_blocks:
+    if n_frames < 2**n_blocks:
         raise ValueError(f"{n_frames} frames are too few for {n_blocks} pooling blocks")
 
 
@@ -64,14 +73,19 @@ class CNNLSTM(nn.Module):
         super().__init__()
         _check_pooling(n_frames, params.n_conv_blocks)
         self.conv, channels = conv_blocks(n_features, params)
-        self.lstm = nn.LSTM(channels, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
-                            dropout=params.dropout if params.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            channels,
+            params.lstm_units,
+            num_layers=params.lstm_layers,
+            batch_first=True,
+            dropout=params.dropout if params.lstm_layers > 1 else 0.0,
+        )
         self.head = dense_head(params.lstm_units, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)                 # (B, C, T / 2**n_blocks)
-        h = h.transpose(1, 2)            # (B, T', C)
-        _, (h_n, _) = self.lstm(h)       # h_n: (layers, B, H)
+        h = self.conv(x)  # (B, C, T / 2**n_blocks)
+        h = h.transpose(1, 2)  # (B, T', C)
+        _, (h_n, _) = self.lstm(h)  # h_n: (layers, B, H)
         return self.head(h_n[-1]).squeeze(-1)  # (B,)
 
 
@@ -81,7 +95,7 @@ class SelfAttention(nn.Module):
     def __init__(self, in_features: int, dim: int) -> None:
         super().__init__()
         self.query, self.key, self.value = (nn.Linear(in_features, dim) for _ in range(3))
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, T, in_features)
         weights = torch.softmax(self.query(h) @ self.key(h).transpose(1, 2) * self.scale, dim=-1)  # (B, T, T)
@@ -100,15 +114,21 @@ class CNNBiLSTMAttention(nn.Module):
         super().__init__()
         _check_pooling(n_frames, params.n_conv_blocks)
         self.conv, channels = conv_blocks(n_features, params)
-        self.lstm = nn.LSTM(channels, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
-                            bidirectional=True, dropout=params.dropout if params.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            channels,
+            params.lstm_units,
+            num_layers=params.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=params.dropout if params.lstm_layers > 1 else 0.0,
+        )
         self.attention = SelfAttention(2 * params.lstm_units, params.attention_dim)
         self.head = dense_head(params.attention_dim, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x).transpose(1, 2)  # (B, T', C)
-        h, _ = self.lstm(h)               # (B, T', 2H)
-        h = self.attention(h)             # (B, T', attention_dim)
+        h, _ = self.lstm(h)  # (B, T', 2H)
+        h = self.attention(h)  # (B, T', attention_dim)
         return self.head(h.amax(dim=1)).squeeze(-1)  # global max pool over time -> (B,)
 
 
@@ -126,7 +146,7 @@ class CNN(nn.Module):
         self.head = dense_head(2 * channels, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)                                         # (B, C, T')
+        h = self.conv(x)  # (B, C, T')
         pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # (B, 2C)
         return self.head(pooled).squeeze(-1)
 
@@ -139,8 +159,13 @@ class LSTM(nn.Module):
 
     def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(n_features, params.lstm_units, num_layers=params.lstm_layers, batch_first=True,
-                            dropout=params.dropout if params.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_features,
+            params.lstm_units,
+            num_layers=params.lstm_layers,
+            batch_first=True,
+            dropout=params.dropout if params.lstm_layers > 1 else 0.0,
+        )
         self.head = dense_head(params.lstm_units, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +193,7 @@ class CNN2D(nn.Module):
         self.head = dense_head(channels, params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x.unsqueeze(1))                  # (B, 1, F, T) -> (B, C, F', T')
+        h = self.conv(x.unsqueeze(1))  # (B, 1, F, T) -> (B, C, F', T')
         return self.head(h.mean(dim=(2, 3))).squeeze(-1)
 
 
@@ -205,21 +230,36 @@ class LCNN(nn.Module):
             return nn.BatchNorm2d(ch, affine=False)
 
         self.conv = nn.Sequential(
-            *_mfm_conv(1, c1, 5), nn.MaxPool2d(2),
-            *_mfm_conv(c1, c1, 1), bn(c1), *_mfm_conv(c1, c2, 3), nn.MaxPool2d(2), bn(c2),
-            *_mfm_conv(c2, c2, 1), bn(c2), *_mfm_conv(c2, c3, 3), nn.MaxPool2d(2),
-            *_mfm_conv(c3, c3, 1), bn(c3), *_mfm_conv(c3, c1, 3), bn(c1),
-            *_mfm_conv(c1, c1, 1), bn(c1), *_mfm_conv(c1, c1, 3), nn.MaxPool2d(2),
-            nn.Dropout(params.dropout))
+            *_mfm_conv(1, c1, 5),
+            nn.MaxPool2d(2),
+            *_mfm_conv(c1, c1, 1),
+            bn(c1),
+            *_mfm_conv(c1, c2, 3),
+            nn.MaxPool2d(2),
+            bn(c2),
+            *_mfm_conv(c2, c2, 1),
+            bn(c2),
+            *_mfm_conv(c2, c3, 3),
+            nn.MaxPool2d(2),
+            *_mfm_conv(c3, c3, 1),
+            bn(c3),
+            *_mfm_conv(c3, c1, 3),
+            bn(c1),
+            *_mfm_conv(c1, c1, 1),
+            bn(c1),
+            *_mfm_conv(c1, c1, 3),
+            nn.MaxPool2d(2),
+            nn.Dropout(params.dropout),
+        )
         width = c1 * (n_features // 16)  # channels x remaining coefficient rows
         self.lstm = nn.LSTM(width, params.lstm_units, num_layers=2, batch_first=True, bidirectional=True)
         self.skip = nn.Linear(width, 2 * params.lstm_units)
         self.out = nn.Linear(2 * params.lstm_units, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x.unsqueeze(1))          # (B, 1, F, T) -> (B, C, F/16, T/16)
-        h = h.flatten(1, 2).transpose(1, 2)    # (B, T/16, C * F/16)
-        seq, _ = self.lstm(h)                  # (B, T/16, 2H)
+        h = self.conv(x.unsqueeze(1))  # (B, 1, F, T) -> (B, C, F/16, T/16)
+        h = h.flatten(1, 2).transpose(1, 2)  # (B, T/16, C * F/16)
+        seq, _ = self.lstm(h)  # (B, T/16, 2H)
         pooled = (seq + self.skip(h)).mean(dim=1)  # (B, 2H)
         return self.out(pooled).squeeze(-1)
 
@@ -227,9 +267,16 @@ class LCNN(nn.Module):
 # ---------------------------------------------------------------- the torch family
 
 
-def neural_kind(name: str, module: Callable[..., nn.Module], *, uses: tuple[str, ...],
-                input_groups: Callable[[Any], tuple[str, ...]] | None = None, section: str = "model",
-                params_type: type = ModelParams, input: str = "frames") -> ModelKind:
+def neural_kind(
+    name: str,
+    module: Callable[..., nn.Module],
+    *,
+    uses: tuple[str, ...],
+    input_groups: Callable[[Any], tuple[str, ...]] | None = None,
+    section: str = "model",
+    params_type: type = ModelParams,
+    input: str = "frames",
+) -> ModelKind:
     """A model kind for a ``torch.nn.Module`` built as ``module(n_features, n_frames, section_params)``.
 
     It trains with :func:`deepfake_audio.training.train_neural` (DDP, checkpoints, early stopping
@@ -237,8 +284,15 @@ def neural_kind(name: str, module: Callable[..., nn.Module], *, uses: tuple[str,
     """
 
     def fit(data: dict[str, SplitData], ctx: FitContext) -> dict:
-        return train_neural(lambda n_features, n_frames: module(n_features, n_frames, ctx.section), data,
-                            name=name, train_params=ctx.train, out_dir=ctx.out_dir, live=ctx.live, key=ctx.key)
+        return train_neural(
+            lambda n_features, n_frames: module(n_features, n_frames, ctx.section),
+            data,
+            name=name,
+            train_params=ctx.train,
+            out_dir=ctx.out_dir,
+            live=ctx.live,
+            key=ctx.key,
+        )
 
     def load(bundle_dir: Path, config: dict, params: Any) -> nn.Module:
         summary = config["summary"]
@@ -249,8 +303,21 @@ def neural_kind(name: str, module: Callable[..., nn.Module], *, uses: tuple[str,
     def score(model: nn.Module, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         return predict_torch(model, x, torch.device("cpu"), batch_size).astype(np.float64)
 
-    return ModelKind(name, section, params_type, input, WEIGHTS, fit, load, score, uses=uses,
-                     input_groups=input_groups, distributed=True, resumable_epoch=resumable_epoch, build=module)
+    return ModelKind(
+        name,
+        section,
+        params_type,
+        input,
+        WEIGHTS,
+        fit,
+        load,
+        score,
+        uses=uses,
+        input_groups=input_groups,
+        distributed=True,
+        resumable_epoch=resumable_epoch,
+        build=module,
+    )
 
 
 SEQUENCE_KEYS = ("sequence_groups",)
@@ -262,7 +329,14 @@ SEQUENCE_MODELS = {
 }
 for _name, (_cls, _keys) in SEQUENCE_MODELS.items():
     register_model(neural_kind(_name, _cls, uses=_keys + SEQUENCE_KEYS, input_groups=_sequence_groups))
-register_model(neural_kind("cnn2d", CNN2D, uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
-                           input_groups=lambda p: (p.image_group,)))
-register_model(neural_kind("lcnn", LCNN, uses=("conv_channels", "lstm_units", "dropout"),
-                           input_groups=lambda p: ("lfcc",)))
+register_model(
+    neural_kind(
+        "cnn2d",
+        CNN2D,
+        uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
+        input_groups=lambda p: (p.image_group,),
+    )
+)
+register_model(
+    neural_kind("lcnn", LCNN, uses=("conv_channels", "lstm_units", "dropout"), input_groups=lambda p: ("lfcc",))
+)

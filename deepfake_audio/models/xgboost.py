@@ -2,6 +2,7 @@
 
 Reads the ``xgboost`` params section; saves XGBoost's own JSON model format (no pickle).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,11 +38,20 @@ def fit(data: dict[str, SplitData], ctx: FitContext) -> dict:
     weight = np.where(train.y == 1, class_weights(train.y, train_params.balance), 1.0)
     device = xgboost_device(train_params.device)
     model = xgb.XGBClassifier(
-        n_estimators=params.n_estimators, max_depth=params.max_depth, learning_rate=params.learning_rate,
-        subsample=params.subsample, colsample_bytree=params.colsample_bytree,
-        min_child_weight=params.min_child_weight, reg_lambda=params.reg_lambda,
-        early_stopping_rounds=params.early_stopping_rounds, eval_metric="logloss", tree_method="hist",
-        device=device, n_jobs=params.n_jobs, random_state=params.seed)
+        n_estimators=params.n_estimators,
+        max_depth=params.max_depth,
+        learning_rate=params.learning_rate,
+        subsample=params.subsample,
+        colsample_bytree=params.colsample_bytree,
+        min_child_weight=params.min_child_weight,
+        reg_lambda=params.reg_lambda,
+        early_stopping_rounds=params.early_stopping_rounds,
+        eval_metric="logloss",
+        tree_method="hist",
+        device=device,
+        n_jobs=params.n_jobs,
+        random_state=params.seed,
+    )
     t0 = time.perf_counter()
     model.fit(train.x, train.y, sample_weight=weight, eval_set=[(train.x, train.y), (dev.x, dev.y)], verbose=False)
     elapsed = time.perf_counter() - t0
@@ -57,8 +67,14 @@ def fit(data: dict[str, SplitData], ctx: FitContext) -> dict:
     with atomic_path(ctx.out_dir / WEIGHTS) as tmp:
         model.save_model(tmp.with_suffix(".json"))
         tmp.with_suffix(".json").replace(tmp)
-    return {"best_iteration": int(model.best_iteration), "dev_eer": dev_eer, "threshold": threshold,
-            "device": device, "n_features": int(train.x.shape[1]), "train_samples_per_s": len(train.y) / elapsed}
+    return {
+        "best_iteration": int(model.best_iteration),
+        "dev_eer": dev_eer,
+        "threshold": threshold,
+        "device": device,
+        "n_features": int(train.x.shape[1]),
+        "train_samples_per_s": len(train.y) / elapsed,
+    }
 
 
 def xgboost_device(preference: str) -> str:
@@ -93,5 +109,16 @@ def score(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     return model.predict(x, output_margin=True).astype(np.float64)
 
 
-register_model(ModelKind("xgboost", "xgboost", XGBoostParams, "utterances", WEIGHTS, fit, load, score,
-                         uses=tuple(f.name for f in dataclasses.fields(XGBoostParams))))
+register_model(
+    ModelKind(
+        "xgboost",
+        "xgboost",
+        XGBoostParams,
+        "utterances",
+        WEIGHTS,
+        fit,
+        load,
+        score,
+        uses=tuple(f.name for f in dataclasses.fields(XGBoostParams)),
+    )
+)

@@ -3,6 +3,7 @@
 ``data.sources`` and ``data.eval_sets`` in params.yaml pick kinds by name. A kind is registered
 once; registering a name twice is a bug and raises.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,6 +43,7 @@ def register_source(name: str, options: type) -> Callable[[Callable[..., pd.Data
             raise ValueError(f"source kind {name!r} is already registered")
         _REGISTRY[name] = SourceKind(name, options, fn)
         return fn
+
     return decorator
 
 

