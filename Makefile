@@ -1,5 +1,5 @@
 # make repro: install what is missing, then run the whole DVC pipeline on the demo corpus.
-# make test:  install what is missing, then run the test suite.
+# make test:  install what is missing, lint (ruff check, ruff format --check), then run the test suite.
 # make gate:  run the CI profile (every model, a smaller demo corpus) and fail on a metric that
 #             got worse than the committed ci/metrics allow (params.yaml `gate`).
 # Both work as the first command on a bare Debian machine (offline but for package registries).
@@ -18,7 +18,7 @@ APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-
 # chromium: the headless browser that tests/test_app_browser.py drives with Playwright (Playwright
 # downloads no browser of its own here).
 
-.PHONY: setup apt venv repro test gate app deps clean-venv
+.PHONY: setup apt venv lint repro test gate app deps clean-venv
 
 setup: apt venv
 
@@ -45,8 +45,12 @@ $(STAMP): requirements.txt pyproject.toml
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # pytest exits 5 when it collects no test: that is a broken suite, not a pass.
-test: setup
+test: setup lint
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
