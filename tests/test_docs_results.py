@@ -1,4 +1,4 @@
-"""tools/docs_results.py: generated results, stamped; and the README's size and results block."""
+"""tools/docs_results.py: generated results, stamped; the bench column; and the README's size and results block."""
 
 from __future__ import annotations
 
@@ -89,6 +89,77 @@ def test_readme_table_is_generated_in_eer_order_with_bench_column(project: Path)
     assert rows[2] == "| good_model | 10.00% [5.0, 15.0] | 45.67% |"
     assert rows[3] == "| slow_model | 31.25% [26.2, 36.2] | - |"
     assert len(rows) == 4  # summary.json and split.json are not models
+
+
+BENCH_STAMP = {"commit": "fed4321", "date_utc": "2030-05-06 07:08 UTC", "cpu": "Bench CPU", "cores": 8}
+
+
+def _write_bench(root: Path, models: dict[str, dict]) -> None:
+    """A reports/bench.json as ``python -m tools.bench`` writes it."""
+    (root / "reports").mkdir(exist_ok=True)
+    (root / "reports" / "bench.json").write_text(
+        json.dumps({"stamp": BENCH_STAMP, "labels": "../shared/bench/dev/labels.csv", "models": models})
+    )
+
+
+def _bench_entry(eer: float | None, demo: float | None, per_corpus: dict[str, float]) -> dict:
+    return {
+        "eer": eer,
+        "per_corpus": per_corpus,
+        "n_scored": 1090,
+        "n_failed": 2,
+        "demo_test_eer": demo,
+        "bundle_training_key": "k",
+    }
+
+
+def test_bench_json_is_the_readme_bench_column(project: Path) -> None:
+    _write_bench(
+        project,
+        {
+            "good_model": _bench_entry(0.2222, 0.1, {"lvc_vc_demo": 0.3, "vctk": 0.05}),
+            "slow_model": _bench_entry(0.3333, 0.3125, {"lvc_vc_demo": 0.4}),
+            "bench_only": _bench_entry(None, None, {}),
+        },
+    )
+    assert _run(project) == 0
+    readme = (project / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| model | demo test EER [95% CI] | bench EER |"
+    # bench.json wins over the bench_dev eval set (45.67%) of the metrics
+    assert rows[2] == "| good_model | 10.00% [5.0, 15.0] | 22.22% |"
+    assert rows[3] == "| slow_model | 31.25% [26.2, 36.2] | 33.33% |"
+    assert rows[4] == "| bench_only | - | - |"
+    assert "`python -m tools.bench` on `../shared/bench/dev/labels.csv`" in readme
+    assert "commit `fed4321`, 2030-05-06 07:08 UTC, Bench CPU (8 cores)" in readme
+
+    page = (project / "docs" / "results.md").read_text()
+    section = page[page.index("## External bench") :]
+    assert "commit `fed4321`, 2030-05-06 07:08 UTC, Bench CPU (8 cores)" in section
+    assert "| good_model | 10.00% | 22.22% | 1090 | 2 |" in section
+    assert "| model | lvc_vc_demo | vctk |" in section
+    assert "| good_model | 30.0% | 5.0% |" in section
+    assert "| slow_model | 40.0% | - |" in section
+    assert "Re-run" not in section  # the metrics are those the bench run read
+    assert "there is no `reports/bench.json`" not in page
+
+
+def test_bench_run_older_than_the_metrics_is_said(project: Path) -> None:
+    _write_bench(project, {"slow_model": _bench_entry(0.3, 0.2, {})})
+    assert _run(project, "--no-readme") == 0
+    page = (project / "docs" / "results.md").read_text()
+    assert "The demo test EER of slow_model in `metrics/` differs from the one the bench run read" in page
+    assert "### Bench EER per corpus" not in page  # no corpus with both classes
+
+
+def test_without_bench_json_or_bench_set_the_column_is_not_measured(project: Path) -> None:
+    (project / "metrics" / "good_model.json").write_text(json.dumps({"test": _block(0.1)}))
+    assert _run(project) == 0
+    rows = [line for line in (project / "README.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[2] == "| good_model | 10.00% [5.0, 15.0] | - |"
+    page = (project / "docs" / "results.md").read_text()
+    assert "there is no `reports/bench.json`: bench EER is not measured here" in page
+    assert "## External bench" not in page
 
 
 def test_stamp_names_commit_date_and_machine(project: Path) -> None:
@@ -209,11 +280,22 @@ def _committed_metrics(tmp_path: Path) -> Path:
     return out
 
 
+def _committed_bench(tmp_path: Path) -> dict | None:
+    """``reports/bench.json`` as committed at HEAD, or ``None`` when it is not committed."""
+    if not _git(ROOT, "ls-tree", "--name-only", "HEAD", "reports/bench.json"):
+        return None
+    path = tmp_path / "bench.json"
+    path.write_text(_git(ROOT, "show", "HEAD:reports/bench.json"))
+    return docs_results.bench_report(path)
+
+
 def test_real_readme_table_matches_the_committed_metrics(tmp_path: Path) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text[text.index(docs_results.BEGIN) + len(docs_results.BEGIN) : text.index(docs_results.END)]
-    expected = docs_results.readme_table(docs_results.model_metrics(_committed_metrics(tmp_path)), stamp(ROOT))
+    models = docs_results.model_metrics(_committed_metrics(tmp_path))
+    expected = docs_results.readme_table(models, stamp(ROOT), _committed_bench(tmp_path))
     rows = [line for line in block.splitlines() if line.startswith("| ")]
     assert rows == [line for line in expected if line.startswith("| ")], (
-        "README's results table does not match the committed metrics/: run `python -m tools.docs_results`"
+        "README's results table does not match the committed metrics/ and reports/bench.json: "
+        "run `python -m tools.docs_results`"
     )
