@@ -138,12 +138,12 @@ def expected_features(params_path: Path) -> dict | None:
     if not params_path.is_file():
         return None
     try:
-        from deepfake_audio.features import GROUPS
+        from deepfake_audio.features import GROUPS, extracted_groups
         from deepfake_audio.params import load_params
 
         p = load_params(params_path)
         f = p.features
-        rows = {g: len(GROUPS[g].rows(f)) for g in f.groups}
+        rows = {g: len(GROUPS[g].rows(f)) for g in extracted_groups(f)}
         frame = {g: n for g, n in rows.items() if g in f.frame_groups}
         sequence = sum(n for g, n in frame.items() if g in p.model.sequence_groups)
         utterance = sum(n for g, n in rows.items() if g in f.utterance_groups) * len(f.stats)
