@@ -34,8 +34,8 @@ def _diff(metrics: dict[str, tuple], file: str = "metrics/m.json") -> dict:
     return {file: out}
 
 
-def _row(rows: list[Row], key: str) -> Row:
-    (row,) = [r for r in rows if r.key == key]
+def _row(rows: list[Row], key: str, file: str | None = None) -> Row:
+    (row,) = [r for r in rows if r.key == key and file in (None, r.file)]
     return row
 
 
@@ -321,7 +321,8 @@ def test_other_machine_without_spread_widens_tolerances_and_only_reports_slices(
     diff = _diff({"test.eer": (0.20, 0.24), "test.balanced_accuracy": (0.70, 0.679), "test.roc_auc": (0.8, 0.7),
                   "test.per_attack_eer.A01": (0.10, 0.60), "test.per_source_eer.demo": (0.2, 0.3)})
     diff.update(_diff({"test.eer": (0.20, 0.24), "test.per_attack_eer.A01": (0.10, 0.20)}, file="metrics/xgboost.json"))
-    rows = {(r.file, r.key): r for r in compare(diff, PARAMS, other)}
+    params = GateParams(cross_machine_stable=("*xgboost.json",))
+    rows = {(r.file, r.key): r for r in compare(diff, params, other)}
     m = "metrics/m.json"
     # the measured cross-machine moves: a balanced accuracy -0.021 and per-attack EERs by a clip or two
     assert rows[m, "test.eer"].status == "other machine" and rows[m, "test.eer"].allowance == 0.05
@@ -330,30 +331,40 @@ def test_other_machine_without_spread_widens_tolerances_and_only_reports_slices(
     assert rows[m, "test.per_attack_eer.A01"].status == "other machine"  # reported, never fails
     assert rows[m, "test.per_attack_eer.A01"].allowance is None
     assert rows[m, "test.per_source_eer.demo"].status == "other machine"
-    # XGBoost's CPU results do not depend on the machine: normal tolerances
+    # a file declared machine-independent keeps the normal tolerances; by default none is
     assert rows["metrics/xgboost.json", "test.eer"].status == "REGRESSION"
     assert rows["metrics/xgboost.json", "test.per_attack_eer.A01"].status == "REGRESSION"
+    assert _row(compare(diff, PARAMS, other), "test.eer", "metrics/xgboost.json").status == "other machine"
     # the same rows on one machine fail as before
     same = compare(diff, PARAMS)
     assert {r.key for r in same if r.failed and r.file == m} == {
         "test.eer", "test.balanced_accuracy", "test.roc_auc", "test.per_attack_eer.A01", "test.per_source_eer.demo"}
     messages = failure_messages([rows[m, "test.roc_auc"]], against="HEAD")
-    assert messages == ["REGRESSION: metrics/m.json test.roc_auc went from 0.8 to 0.7 (-0.1; tolerance 0.05 for a "
-                        "baseline from another machine)"]
+    assert messages == ["REGRESSION: metrics/m.json test.roc_auc went from 0.8 to 0.7 (-0.1; cross-machine "
+                        "tolerance 0.05 (the baseline is from another machine))"]
     # null cross-machine tolerance: only reported
     off = compare(_diff({"test.eer": (0.2, 0.9)}), GateParams(cross_machine_eer_increase=None), other)
     assert off[0].status == "other machine" and not off[0].failed
 
 
-def test_other_machine_with_spread_keeps_the_spread_rule() -> None:
+def test_other_machine_with_spread_adds_the_spread_to_the_cross_machine_tolerance() -> None:
+    # se 0.0245: within spread up to 0.01 + 0.0735; on another machine up to 0.05 + 0.0735
     ctx = _ctx(0.03, 0.03, same_machine=False)
-    row = _row(compare(_diff({"test.eer": (0.20, 0.27)}), PARAMS, ctx), "test.eer")
-    assert row.status == "within spread" and row.basis == "seeds"
+    statuses = {move: _row(compare(_diff({"test.eer": (0.20, 0.20 + move)}), PARAMS, ctx), "test.eer").status
+                for move in (0.005, 0.07, 0.10, 0.2)}
+    assert statuses == {0.005: "ok", 0.07: "within spread", 0.10: "other machine", 0.2: "REGRESSION"}
     row = _row(compare(_diff({"test.eer": (0.20, 0.40)}), PARAMS, ctx), "test.eer")  # an injected +0.2
-    assert row.failed
+    assert row.rule.basis == "seeds + other machine"
     (message,) = failure_messages([row], against="HEAD")
-    assert message.startswith("REGRESSION: metrics/m.json test.eer went from 0.2 to 0.4 (+0.2; allowed 0.08348 = "
-                              "tolerance 0.01 + 3 x seed-mean standard error 0.02449)")
+    assert message == ("REGRESSION: metrics/m.json test.eer went from 0.2 to 0.4 (+0.2; allowed 0.1235 = "
+                       "cross-machine tolerance 0.05 + 3 x seed-mean standard error 0.02449 (the baseline is from "
+                       "another machine))")
+    # slices with spread on another machine: cross_machine_slice_eer_increase + the spread term
+    key = "test.per_attack_eer.A07"
+    ctx = _ctx(0.01, 0.01, same_machine=False, keys=(key,))  # se 0.00816: 0.15 + 0.0245
+    assert _row(compare(_diff({key: (0.28, 0.36)}), PARAMS, ctx), key).status == "other machine"
+    assert _row(compare(_diff({key: (0.28, 0.48)}), PARAMS, ctx), key).status == "REGRESSION"
+    assert _row(compare(_diff({key: (0.28, 0.36)}), PARAMS, _ctx(0.01, 0.01, keys=(key,))), key).failed  # one machine
 
 
 def test_markdown_says_what_each_row_was_allowed() -> None:
@@ -504,11 +515,12 @@ def test_gate_reads_seed_spreads_and_stamps_from_both_sides(dvc_repo: Path, caps
     assert run_gate("HEAD", ["metrics/m.json"], "params.yaml") == 1
     out = capsys.readouterr().out
     assert "metrics/machine.json at HEAD was written on another machine (fingerprint aaaa, here bbbb" in out
-    assert "REGRESSION: metrics/m.json test.eer went from 0.2 to 0.4 (+0.2; allowed 0.08348" in out
+    assert ("REGRESSION: metrics/m.json test.eer went from 0.2 to 0.4 (+0.2; allowed 0.1235 = cross-machine tolerance "
+            "0.05 + 3 x seed-mean standard error 0.02449 (the baseline is from another machine))") in out
 
     _write_side(dvc_repo, eer=0.23, std=None, fp="bbbb")  # a plain run on another machine: seeds of HEAD count
     assert run_gate("HEAD", ["metrics/m.json"], "params.yaml") == 0
-    assert "| +0.03 | 0.114 (seeds) | within spread |" in capsys.readouterr().out
+    assert "| +0.03 | 0.154 (seeds + other machine) | within spread |" in capsys.readouterr().out
 
 
 def test_gate_without_seeds_applies_the_cross_machine_rule(dvc_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
