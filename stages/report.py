@@ -3,8 +3,11 @@
 Reads: ``<metrics_dir>/<model>.json`` and ``<scores_dir>/<model>.parquet`` for every model in
 ``train.models``.
 Writes: ``<summary>`` (metrics/summary.json), ``<figures>/`` (plots/report: the EER comparison and
-one ROC/DET figure per scored set, every model on it) and ``<markdown>`` (reports/summary.md).
+one ROC/DET figure per scored set, every model on it), ``<markdown>`` (reports/summary.md) and
+``<machine>`` (metrics/machine.json: the stamp of the machine the metrics were made on, without a
+date, so a re-run on one machine gives the same bytes; the metric gate compares stamps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from deepfake_audio.evaluation import write_report
-from deepfake_audio.io import read_json
+from deepfake_audio.io import read_json, write_json
+from deepfake_audio.machine import machine_stamp
 from deepfake_audio.stage import run_stage
 
 
@@ -26,10 +30,13 @@ def body(args: argparse.Namespace, params) -> str:
                 raise FileNotFoundError(f"{needed} is missing: run `dvc repro evaluate@{model}` first")
         metrics[model] = read_json(path)
         scores[model] = pd.read_parquet(score_path, columns=["split", "label", "score"])
-    summary = write_report(metrics, summary_path=args.summary, figure_dir=args.figures, markdown_path=args.markdown,
-                           scores_by_model=scores)
+    summary = write_report(
+        metrics, summary_path=args.summary, figure_dir=args.figures, markdown_path=args.markdown, scores_by_model=scores
+    )
+    stamp = machine_stamp()
+    write_json(args.machine, stamp)
     best = summary["best_model_by_test_eer"]
-    return f"{len(metrics)} models compared; best by test EER: {best}"
+    return f"{len(metrics)} models compared; best by test EER: {best}; machine {stamp['fingerprint']}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scores-dir", type=Path, required=True)
     parser.add_argument("--figures", type=Path, required=True)
     parser.add_argument("--markdown", type=Path, required=True)
+    parser.add_argument("--machine", type=Path, required=True, help="the machine stamp (JSON)")
     run_stage("report", parser, body, argv)
 
 

@@ -1,21 +1,36 @@
 #!/usr/bin/env python3
-"""Run the CI profile of the pipeline: every model, on a smaller demo corpus, in a scratch copy.
+"""Run the CI profile of the pipeline: every model, on a smaller demo corpus, several training seeds, in a scratch copy.
 
 The profile is ``params.yaml`` with the overrides of ``ci/profile.yaml`` merged in (mappings
 merge key by key; lists and scalars replace). The project's files (git-tracked or not ignored) are copied into a
-scratch folder, which becomes its own git + DVC repository; ``dvc repro`` runs there, and its
-``metrics/*.json`` are copied into ``--out`` (default ``ci/metrics``). The committed
-``ci/metrics`` are what a clean run of the profile gives, so in CI::
+scratch folder, which becomes its own git + DVC repository, and ``dvc repro`` runs there once per
+training seed: the first run uses the profile's ``train.seed`` and ``xgboost.seed``, and each further
+run adds 1 to both, commits params.yaml and runs ``dvc repro`` again, which re-runs only the
+train, evaluate and report stages (the data stages do not read those seeds).
+
+Into ``--out`` (default ``ci/metrics``) go:
+
+- ``<name>.json``: for each ``metrics/<name>.json``, the seed mean of every numeric leaf in the
+  same layout, so ``dvc metrics diff`` and the gate read it like one run
+  (:func:`deepfake_audio.gate.aggregate_seeds`);
+- ``seeds/<name>.json``: each metric's per-seed values, mean, standard deviation and count, the
+  spread the gate allows a change within;
+- ``machine.json``: the report stage's machine stamp (:mod:`deepfake_audio.machine`) plus the
+  date, the commit of this work tree and the seeds;
+- ``summary.md``: the first seed's model comparison.
+
+The committed ``ci/metrics`` are what a clean run of the profile gives, so in CI::
 
     python -m tools.ci_profile && deepfake-audio gate --targets ci/metrics/*.json
 
-fails when a change makes a metric of any model worse than the ``gate`` tolerances allow.
-The workspace's own ``data/``, ``metrics/`` and DVC cache are never touched.
+fails when a change makes a metric of any model worse than the ``gate`` tolerances and the seed
+spread allow. The workspace's own ``data/``, ``metrics/`` and DVC cache are never touched.
 
 Usage::
 
-    python -m tools.ci_profile [--profile ci/profile.yaml] [--out ci/metrics] [--workdir DIR] [--keep]
+    python -m tools.ci_profile [--profile ci/profile.yaml] [--out ci/metrics] [--seeds 3] [--workdir DIR] [--keep]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,6 +44,10 @@ import time
 from pathlib import Path
 
 import yaml
+
+from deepfake_audio.gate import SEEDS_DIR, STAMP_NAME, aggregate_seeds, partial_keys
+from deepfake_audio.io import read_json, write_json
+from deepfake_audio.machine import written
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ci_profile")
@@ -54,8 +73,12 @@ def tracked_files(root: Path) -> list[str]:
 
     In a clean clone that is exactly what was committed; in a work tree it includes new files.
     """
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
     return [p for p in out.decode().split("\0") if p and not p.startswith("ci/metrics/") and (root / p).is_file()]
 
 
@@ -64,8 +87,10 @@ def build_repo(work: Path, profile: Path, env: dict[str, str]) -> None:
     for rel in tracked_files(ROOT):
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, work / rel)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")),
-                   yaml.safe_load(profile.read_text(encoding="utf-8")) or {})
+    params = merge(
+        yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")),
+        yaml.safe_load(profile.read_text(encoding="utf-8")) or {},
+    )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     # Outputs of the full pipeline in the copy would only be overwritten; the lock would mislead DVC.
     for rel in ("dvc.lock", "metrics", "plots", "dvclive", "reports"):
@@ -76,18 +101,65 @@ def build_repo(work: Path, profile: Path, env: dict[str, str]) -> None:
     _run(["git", "commit", "-qm", "ci profile"], work, env)  # dvclive wants a commit to refer to
 
 
+def set_seeds(work: Path, train_seed: int, xgboost_seed: int, env: dict[str, str]) -> None:
+    """Set the scratch params' ``train.seed`` and ``xgboost.seed`` and commit (dvclive refers to the commit)."""
+    path = work / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["train"]["seed"], params["xgboost"]["seed"] = train_seed, xgboost_seed
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    _run(["git", "commit", "-qam", f"ci profile: train.seed {train_seed}, xgboost.seed {xgboost_seed}"], work, env)
+
+
+def write_outputs(out: Path, runs: dict[str, dict[int, dict]], stamp: dict, summary_md: str) -> None:
+    """Replace ``out``'s metrics, seed spreads, machine stamp and summary.md with this profile's."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in [*out.glob("*.json"), *(out / SEEDS_DIR).glob("*.json")]:
+        old.unlink()
+    for name, by_seed in sorted(runs.items()):
+        mean, spread = aggregate_seeds(by_seed)
+        partial = partial_keys(spread)
+        if partial:  # a per-attack EER that a seed could not compute: its mean and spread use the others
+            log.warning(
+                "%s: %d metrics missing in some seeds, averaged over the seeds that have them: %s",
+                name,
+                len(partial),
+                ", ".join(partial[:10]),
+            )
+        write_json(out / name, mean)
+        write_json(out / SEEDS_DIR / name, spread)
+    write_json(out / STAMP_NAME, stamp)
+    (out / "summary.md").write_text(summary_md, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", type=Path, default=ROOT / "ci" / "profile.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "ci" / "metrics")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="training seeds per model (default 3); the gate allows a change within their spread",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     if not args.profile.is_file():
         parser.error(f"--profile {args.profile} does not exist")
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0", GIT_AUTHOR_NAME="ci", GIT_AUTHOR_EMAIL="ci@localhost",
-               GIT_COMMITTER_NAME="ci", GIT_COMMITTER_EMAIL="ci@localhost")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: need at least 1")
+    env = dict(
+        os.environ,
+        DVC_NO_ANALYTICS="1",
+        PYTHONHASHSEED="0",
+        GIT_AUTHOR_NAME="ci",
+        GIT_AUTHOR_EMAIL="ci@localhost",
+        GIT_COMMITTER_NAME="ci",
+        GIT_COMMITTER_EMAIL="ci@localhost",
+    )
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="deepfake-audio-ci-"))
@@ -95,21 +167,53 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workdir {args.workdir} must be empty or absent")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    runs: dict[str, dict[int, dict]] = {}
     try:
         build_repo(work, args.profile, env)
-        _run(["dvc", "repro"], work, env)
-        args.out.mkdir(parents=True, exist_ok=True)
-        for old in args.out.glob("*.json"):
-            old.unlink()
-        produced = sorted((work / "metrics").glob("*.json"))
-        for path in produced:
-            shutil.copy2(path, args.out / path.name)
-        shutil.copy2(work / "reports" / "summary.md", args.out / "summary.md")
+        scratch = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
+        base = (int(scratch["train"].get("seed", 0)), int(scratch["xgboost"].get("seed", 0)))
+        for offset in range(args.seeds):
+            t_seed = time.perf_counter()
+            seeds = (base[0] + offset, base[1] + offset)
+            if offset:  # only train@*, evaluate@* and report read these: the data stages are not re-run
+                set_seeds(work, *seeds, env)
+            _run(["dvc", "repro"], work, env)
+            for path in sorted((work / "metrics").glob("*.json")):
+                if path.name != STAMP_NAME:
+                    runs.setdefault(path.name, {})[seeds[0]] = read_json(path)
+            stamp = read_json(work / "metrics" / STAMP_NAME)
+            if offset == 0:
+                first_stamp = stamp
+                summary_md = (work / "reports" / "summary.md").read_text(encoding="utf-8")
+            elif stamp["fingerprint"] != first_stamp["fingerprint"]:
+                raise SystemExit(
+                    f"ci_profile: the machine stamp changed between seeds ({first_stamp['fingerprint']} "
+                    f"then {stamp['fingerprint']}): something changed threads or libraries mid-run"
+                )
+            log.info(
+                "seed run %d of %d (train.seed %d, xgboost.seed %d) done in %.0f s",
+                offset + 1,
+                args.seeds,
+                *seeds,
+                time.perf_counter() - t_seed,
+            )
+        first_stamp["record"].update(
+            written(ROOT), seeds=args.seeds, train_seeds=[base[0] + k for k in range(args.seeds)]
+        )
+        write_outputs(args.out, runs, first_stamp, summary_md)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    log.info("CI profile done in %.0f s: %d metrics files in %s%s", time.perf_counter() - t0, len(produced), args.out,
-             f" (scratch repository kept at {work})" if args.keep else "")
+    log.info(
+        "CI profile done in %.0f s: %d seeds, %d metrics files in %s (seed spreads in %s/, machine %s)%s",
+        time.perf_counter() - t0,
+        args.seeds,
+        len(runs),
+        args.out,
+        SEEDS_DIR,
+        first_stamp["fingerprint"],
+        f" (scratch repository kept at {work})" if args.keep else "",
+    )
     return 0
 
 
