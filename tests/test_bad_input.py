@@ -29,14 +29,21 @@ import soundfile as sf
 from deepfake_audio import features as features_module
 from deepfake_audio.errors import AudioError
 from deepfake_audio.features import extract_features, read_frames
-from deepfake_audio.params import AudioParams, FeatureParams
+from deepfake_audio.params import SEQUENCE_GROUPS, AudioParams, FeatureParams
 from tests.conftest import synth, write_signal
 
 SR = 16000
 AUDIO = AudioParams(sample_rate=SR, duration_s=1.0, min_duration_s=0.1)
-FEATURES = FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
+# The 1-D sequence groups as frames, log-mel (64 bands) and LFCC added to the statistics: smaller
+# than the shipped groups, and the counts below are theirs.
+SEQ = {
+    "n_mels": 64,
+    "frame_groups": SEQUENCE_GROUPS,
+    "utterance_groups": ("mfcc", "log_mel", "lfcc") + SEQUENCE_GROUPS[1:],
+}
+FEATURES = FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=1.0)
 N_FRAMES = 1 + AUDIO.n_samples // FEATURES.hop_length  # 63
-N_FRAME_FEATURES = 151  # the default frame groups (tests/test_features.py counts them)
+N_FRAME_FEATURES = 151  # the SEQ frame groups (tests/test_features.py counts them)
 N_UTTERANCE_FEATURES = 2 * 275
 OUTPUTS = ("frames.parquet", "utterances.parquet", "rejects.csv")
 
@@ -313,7 +320,11 @@ def test_above_the_fraction_raises_listing_top_reasons_with_counts(stage: dict, 
     n, n_rejected = stage["summary"]["n_in"], stage["summary"]["n_rejected"]
     limit = (n_rejected - 1) / n  # one reject too many
     with pytest.raises(RuntimeError) as info:
-        _run(stage["manifest"], tmp_path, features=FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=limit))
+        _run(
+            stage["manifest"],
+            tmp_path,
+            features=FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=limit),
+        )
     message = str(info.value)
     assert f"{n_rejected} of {n} clips rejected" in message
     assert f"max_reject_fraction={limit}" in message
@@ -333,7 +344,9 @@ def test_at_the_fraction_passes_and_writes_rejects(stage: dict, tmp_path: Path) 
     """The check is ``>``: a reject fraction equal to the limit passes."""
     n, n_rejected = stage["summary"]["n_in"], stage["summary"]["n_rejected"]
     summary = _run(
-        stage["manifest"], tmp_path, features=FeatureParams(n_jobs=1, chunk_size=4, max_reject_fraction=n_rejected / n)
+        stage["manifest"],
+        tmp_path,
+        features=FeatureParams(**SEQ, n_jobs=1, chunk_size=4, max_reject_fraction=n_rejected / n),
     )
     assert summary == stage["summary"]
     assert _rejects(tmp_path).equals(stage["rejects"])
@@ -367,7 +380,7 @@ def test_unreadable_files_never_abort_the_other_clips(tmp_path: Path) -> None:
         rows.append((f"good{i}", str(good)))
     manifest = pd.DataFrame(rows, columns=["utt_id", "path"])
     out = tmp_path / "out"
-    summary = _run(manifest, out, features=FeatureParams(n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
+    summary = _run(manifest, out, features=FeatureParams(**SEQ, n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
     ids, x = read_frames(out / "frames.parquet")
     assert ids == [f"good{i}" for i in range(len(bad_paths))]
     assert np.isfinite(x).all()
@@ -400,7 +413,7 @@ def test_a_crash_mid_stream_leaves_no_partial_output(tmp_path: Path, monkeypatch
     byte for byte, and no temporary file is left (``atomic_path`` renames only on success)."""
     manifest = _small_manifest(tmp_path / "clips")
     out = tmp_path / "out"
-    _run(manifest, out, features=FeatureParams(n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
+    _run(manifest, out, features=FeatureParams(**SEQ, n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
     before = {name: (out / name).read_bytes() for name in OUTPUTS}
     real = features_module._extract_chunk
     calls = []
@@ -413,7 +426,7 @@ def test_a_crash_mid_stream_leaves_no_partial_output(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(features_module, "_extract_chunk", crash_on_second_chunk)
     with pytest.raises(ZeroDivisionError):
-        _run(manifest, out, features=FeatureParams(n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
+        _run(manifest, out, features=FeatureParams(**SEQ, n_jobs=1, chunk_size=2, max_reject_fraction=1.0))
     assert len(calls) == 2
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
     assert {name: (out / name).read_bytes() for name in OUTPUTS} == before
@@ -423,5 +436,5 @@ def test_too_many_rejects_write_no_feature_parquet(tmp_path: Path) -> None:
     manifest = _small_manifest(tmp_path / "clips")
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="max_reject_fraction"):
-        _run(manifest, out, features=FeatureParams(n_jobs=1, chunk_size=2, max_reject_fraction=0.1))
+        _run(manifest, out, features=FeatureParams(**SEQ, n_jobs=1, chunk_size=2, max_reject_fraction=0.1))
     assert not (out / "frames.parquet").exists() and not (out / "utterances.parquet").exists()
