@@ -196,7 +196,7 @@ def test_tolerances_are_not_vacuous_for_a_perturbed_clip(extractor: FeatureExtra
     assert all(v >= NOT_VACUOUS for v in excess.values()), excess
 
 
-@pytest.mark.parametrize("change", [{"n_mels": 128}, {"fmin": 20.0}])
+@pytest.mark.parametrize("change", [{"n_mels": PARAMS.n_mels // 2}, {"fmin": 20.0}])
 def test_tolerances_catch_a_mel_setting_mismatch(extractor: FeatureExtractor, project, change: dict) -> None:
     params = dataclasses.replace(PARAMS, **change)
     frames, _ = naive_features(CLIPS["harmonic_140"], sample_rate=SR, params=params, tuning=0.0)
