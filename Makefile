@@ -1,7 +1,8 @@
 # make repro: install what is missing, then run the whole DVC pipeline on the demo corpus.
 # make test:  install what is missing, lint (ruff check, ruff format --check), then run the test suite.
-# make gate:  run the CI profile (every model, a smaller demo corpus) and fail on a metric that
-#             got worse than the committed ci/metrics allow (params.yaml `gate`).
+# make gate:  run the CI profile (every model, three training seeds, a smaller demo corpus) and fail
+#             on a metric that got worse than the committed ci/metrics and their seed spread allow
+#             (params.yaml `gate`).
 # Both work as the first command on a bare Debian machine (offline but for package registries).
 # make app:   start the web page (Streamlit) on http://localhost:8501; models from data/models.
 # make deps:  rewrite each stage's code deps in dvc.yaml from the imports (tests/test_stage_deps.py checks them).

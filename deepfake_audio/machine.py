@@ -261,6 +261,11 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = ""
         name = f"{prefix}{key}"
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out.extend(differences(a, b, prefix=f"{name}."))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a != b:
+            # the BLAS libraries: name the field that changed, not the whole list
+            out.extend(
+                differences({f"[{i}]": x for i, x in enumerate(a)}, {f"[{i}]": y for i, y in enumerate(b)}, prefix=name)
+            )
         elif a != b:
             out.append(f"{name}: {_short(a)} -> {_short(b)}")
     return out

@@ -554,6 +554,12 @@ def test_fingerprint_is_stable_and_ignores_date_and_commit(monkeypatch: pytest.M
     c = machine_stamp()
     assert c["numerics"]["env"] == {"MKL_CBWR": "COMPATIBLE"} and c["fingerprint"] != a["fingerprint"]
     assert differences(a["numerics"], c["numerics"]) == ['env.MKL_CBWR: null -> "COMPATIBLE"']
+    blas = {"blas": [{"internal_api": "openblas", "num_threads": 2}, {"internal_api": "openmp", "num_threads": 2}]}
+    one_thread = {
+        "blas": [{"internal_api": "openblas", "num_threads": 1}, {"internal_api": "openmp", "num_threads": 2}]
+    }
+    assert differences(blas, one_thread) == ["blas[0].num_threads: 2 -> 1"]
+    assert differences({"simd": ["avx2"]}, {"simd": ["avx2", "avx512f"]}) == ['simd: ["avx2"] -> ["avx2", "avx512f"]']
 
 
 def _stamp(fp: str, model_name: str = "CPU A") -> dict:
