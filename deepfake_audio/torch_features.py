@@ -123,6 +123,9 @@ class TorchFrontend(torch.nn.Module):
 
     Raises:
         ValueError: an unsupported group, or a scaler that lacks one of the group's rows.
+
+    Keep the module's buffers in float32 (do not ``.half()`` a model that holds it): for mixed
+    precision use autocast, which the forward pass turns off for itself.
     """
 
     def __init__(self, group: str, *, features: FeatureParams, audio: AudioParams, scaler: dict | None = None) -> None:
