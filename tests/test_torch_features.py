@@ -7,8 +7,8 @@ dB floor stops ``L`` at 80, which bounds the log-mel error near 5e-3 dB (:data:`
 sum 20-128 such bands through an orthonormal DCT, with coefficients up to about 1,100 (c0 of a
 silent clip) whose float32 sums round at 1e-4 each: :data:`CEPSTRUM_TOL` is 1e-2. Both are below
 1e-3 of the spread of any feature row on speech (several dB), so a model cannot tell the paths
-apart. Seen on these signals (this file's default and alternate params): log_mel 1.3e-3 dB
-(the chirp), lfcc 4.3e-4, mfcc 1.3e-3 (silence's c0 of -1131).
+apart. Seen on these signals (all of PARAMS): log_mel 1.0e-3 dB
+(the chirp), lfcc 4.3e-4, mfcc 1.5e-3 (c0 of the quiet clip, about -1100).
 """
 
 from __future__ import annotations
