@@ -7,7 +7,8 @@ unpickled as arbitrary objects. ``config.json`` records:
 - ``schema_version`` (:data:`SCHEMA_VERSION`), ``model`` (the kind), ``input`` and
   ``params_section``, ``hyper_parameters`` (that section) and ``train`` (the training options);
 - the audio contract: ``audio`` (sample rate, clip length, padding and cropping) and
-  ``n_samples`` (the clip length in samples);
+  ``n_samples`` (the clip length in samples: a waveform model's crop, scored as the first
+  ``n_samples`` of a clip, repeat-padded, or in windows of that length);
 - ``features`` (the extractor's config) and ``scaler`` (the standardisation fitted on train);
 - ``threshold`` and ``dev_eer`` (the dev-set EER threshold, fixed before test is scored),
   ``calibration`` (``llr = slope * score + offset`` fitted on dev), ``summary`` and
@@ -82,8 +83,17 @@ def read_config(path: Path) -> dict:
 
 
 def bundle_config(
-    kind: ModelKind, summary: dict, *, section: Any, train_params: Any, audio: Any, features: Any, scaler: dict
+    kind: ModelKind,
+    summary: dict,
+    *,
+    section: Any,
+    train_params: Any,
+    audio: Any,
+    features: Any,
+    scaler: dict,
+    n_samples: int | None = None,
 ) -> dict:
+    """The config.json of a bundle; ``n_samples``: a waveform model's crop, else ``audio``'s clip."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": kind.name,
@@ -92,7 +102,7 @@ def bundle_config(
         "hyper_parameters": as_dict(section),
         "train": as_dict(train_params),
         "audio": as_dict(audio),
-        "n_samples": audio.n_samples,
+        "n_samples": int(n_samples) if n_samples is not None else audio.n_samples,
         "features": as_dict(features),
         "scaler": scaler,
         "threshold": summary["threshold"],

@@ -541,6 +541,32 @@ class SpecAugmentParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class OCSoftmaxParams:
+    """``train.oc_softmax``: the one-class softmax of Zhang et al. (IEEE SPL 2021).
+
+    Bona fide embeddings are pulled within angle ``acos(m_bonafide)`` of a learned centre and
+    spoofs pushed beyond ``acos(m_spoof)``; ``alpha`` scales the cosine scores in the softplus.
+    """
+
+    m_bonafide: float = 0.9
+    m_spoof: float = 0.2
+    alpha: float = 20.0
+
+    def validate(self, prefix: str) -> None:
+        if not -1 <= self.m_spoof < self.m_bonafide <= 1:
+            raise ParamError(
+                f"{prefix}.m_spoof",
+                self.m_spoof,
+                f"cosine margins with -1 <= m_spoof < m_bonafide <= 1 (m_bonafide is {self.m_bonafide})",
+            )
+        _positive(prefix, "alpha", self.alpha)
+
+
+LOSSES = ("cross_entropy", "oc_softmax")
+"""``train.loss``: class-weighted cross-entropy on the model's logits, or OC-Softmax on its embedding."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainParams:
     """``train``: which models, and the neural training loop."""
 
@@ -567,8 +593,15 @@ class TrainParams:
     balance: Literal["weights", "oversample", "none"] = "weights"
     num_workers: int = 0
     seed: int = 0
+    loss: Literal["cross_entropy", "oc_softmax"] = "cross_entropy"
+    oc_softmax: OCSoftmaxParams = dataclasses.field(default_factory=OCSoftmaxParams)
+    # A bundle folder (config.json + weights) or a state-dict file (.pt/.pth) whose weights start
+    # training, e.g. the published AASIST imported with `deepfake-audio import aasist`.
+    init_from: str | None = None
 
     def validate(self, prefix: str) -> None:
+        if self.init_from is not None and not self.init_from.strip():
+            raise ParamError(f"{prefix}.init_from", self.init_from, "a bundle folder or weights file, or null")
         if not self.models:
             raise ParamError(f"{prefix}.models", self.models, "at least one model")
         for name in ("epochs", "batch_size", "patience"):

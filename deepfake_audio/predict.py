@@ -87,9 +87,11 @@ def window_spans(n_samples: int, *, window: int, hop: int) -> list[tuple[int, in
 
 
 _MODEL_INPUTS = {
-    # model input -> how one clip's extracted features become it, as the scaled tables hold it
-    "frames": lambda p, frames, utterance: p.scaler.transform_frames(frames[None])[0, p._rows],
-    "utterances": lambda p, frames, utterance: p.scaler.transform_table(utterance[None])[0],
+    # model input -> how one clip (cropped or padded to the bundle's length) becomes it, as the
+    # pipeline's tables or waveform store hold it
+    "frames": lambda p, y: p.scaler.transform_frames(p.extractor.extract(y)[0][None])[0, p._rows],
+    "utterances": lambda p, y: p.scaler.transform_table(p.extractor.extract(y)[1][None])[0],
+    "waveform": lambda p, y: y[None],  # (1, n_samples): the network reads the audio itself
 }
 
 
@@ -120,11 +122,13 @@ class Predictor:
         self.audio = from_dict(AudioParams, cfg["audio"], prefix="audio")
         self.extractor = FeatureExtractor(self.audio, from_dict(FeatureParams, cfg["features"], prefix="features"))
         self.sample_rate = int(self.audio.sample_rate)
-        self.window_s = float(self.audio.duration_s)
+        self.n_samples = int(cfg.get("n_samples", self.audio.n_samples))
+        self.window_s = self.n_samples / self.sample_rate
         self.threshold = float(cfg["threshold"])
         self.calibration = Calibration.from_dict(cfg["calibration"]) if "calibration" in cfg else None
         self._input = _MODEL_INPUTS[bundle.kind.input]
-        self.scaler = Scaler.from_json(cfg["scaler"][bundle.kind.input])
+        scaler = cfg["scaler"].get(bundle.kind.input)
+        self.scaler = Scaler.from_json(scaler) if scaler is not None else None
         groups = bundle.frame_groups
         # The rows the model reads, as the train stage read them from the scaled table (file order).
         self._rows = np.array(
@@ -160,12 +164,11 @@ class Predictor:
                 bundle's clip length as in training).
 
         Returns:
-            float32 ``(n_rows, n_frames)`` for frame models, ``(n_features,)`` for table models.
+            float32 ``(n_rows, n_frames)`` for frame models, ``(n_features,)`` for table models,
+            ``(1, n_samples)`` audio for waveform models.
         """
-        frames, utterance = self.extractor.extract(
-            fix_length(np.asarray(y, dtype=np.float32), self.audio.n_samples, pad=self.audio.pad, crop=self.audio.crop)
-        )
-        return self._input(self, frames, utterance)
+        y = fix_length(np.asarray(y, dtype=np.float32), self.n_samples, pad=self.audio.pad, crop=self.audio.crop)
+        return self._input(self, y)
 
     def score_signals(self, signals: list[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         """Raw scores of mono float signals at :attr:`sample_rate`, the model run on batches.

@@ -33,18 +33,28 @@ CHECKPOINT = "checkpoint.pt"
 the same training key resumes from it."""
 
 
-def predict_torch(model: Any, x: np.ndarray, device: Any, batch_size: int) -> np.ndarray:
-    """Logits of ``model`` on ``x`` in batches, in eval mode; float32 ``(n,)``."""
+def predict_torch(model: Any, x: Any, device: Any, batch_size: int) -> np.ndarray:
+    """Scores of ``model`` on ``x`` in batches, in eval mode; float32 ``(n,)``.
+
+    ``x`` is an array ``(n, ...)`` or anything whose slices are one (a
+    :class:`~deepfake_audio.waveforms.WaveformSet` gives fixed crops). A model with two logits per
+    clip scores by its bona fide logit (index 1, the convention of the ASVspoof baselines).
+    """
     import torch
 
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[i : i + batch_size]).to(device, non_blocking=True)
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out.append(model(xb).float().cpu().numpy())
+                out.append(bonafide_score(model(xb)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def bonafide_score(out: Any) -> Any:
+    """One score per clip from a network's output: ``(B,)`` as is, ``(B, 2)`` logits -> index 1."""
+    return out[:, 1] if out.ndim == 2 else out
 
 
 def resumable_epoch(out_dir: Path, key: str) -> int | None:
@@ -77,10 +87,12 @@ def _scheduler(opt: Any, train_params: TrainParams) -> Any:
 class _Run:
     """The state of one training run: model, optimiser, schedule, random streams, best so far."""
 
-    def __init__(self, net: Any, train: SplitData, train_params: TrainParams, device: Any) -> None:
+    def __init__(
+        self, net: Any, train: SplitData, train_params: TrainParams, device: Any, augment: Any = None
+    ) -> None:
         import torch
 
-        self.net, self.device, self.params = net, device, train_params
+        self.net, self.device, self.params, self.augment = net, device, train_params, augment
         rank, world = distributed()
         self.rank, self.world = rank, world
         model = net
@@ -91,14 +103,13 @@ class _Run:
         self.model = torch.compile(model) if train_params.compile else model
         self.opt = torch.optim.AdamW(net.parameters(), lr=train_params.lr, weight_decay=train_params.weight_decay)
         self.scheduler = _scheduler(self.opt, train_params)
-        pos_weight = torch.tensor(class_weights(train.y, train_params.balance), device=device)
-        self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.bonafide_weight = class_weights(train.y, train_params.balance)
         self.gen = torch.Generator().manual_seed(train_params.seed)
         self.aug_gen = torch.Generator().manual_seed(train_params.seed + 1)  # its own stream: masks leave batches alone
         self.loader, self.sampler = self._loader(train)
         self.best: dict = {"dev_eer": float("inf"), "epoch": -1}
         self.best_state: dict | None = None
-        self.seen, self.train_s, self.start = 0, 0.0, 0
+        self.seen, self.train_s, self.wait_s, self.start = 0, 0.0, 0.0, 0
 
     def _loader(self, train: SplitData) -> tuple[Any, Any]:
         import torch
@@ -107,9 +118,13 @@ class _Run:
         # oversample: the sampler draws a fresh permutation of the balanced index list each epoch,
         # so minority rows repeat without copying the feature array.
         order = oversample_indices(train.y, seed=p.seed) if p.balance == "oversample" else np.arange(len(train.y))
-        dataset = torch.utils.data.TensorDataset(
-            torch.from_numpy(train.x), torch.from_numpy(train.y.astype(np.float32))
-        )
+        if isinstance(train.x, np.ndarray):
+            dataset = torch.utils.data.TensorDataset(
+                torch.from_numpy(train.x), torch.from_numpy(train.y.astype(np.float32))
+            )
+        else:  # audio read from the waveform store: a random crop (and augmentation) per clip and epoch
+            dataset = train.x.dataset(train.y, seed=p.seed, train=True, augment=self.augment)
+        self.epoch_dataset = getattr(dataset, "set_epoch", None)
         if self.world > 1:  # each process takes its own 1/world of a shared per-epoch permutation
             dataset = torch.utils.data.Subset(dataset, order.tolist())
             sampler = torch.utils.data.distributed.DistributedSampler(
@@ -129,6 +144,19 @@ class _Run:
             drop_last=n_rows > p.batch_size,
         )
         return loader, sampler
+
+    def loss(self, out: Any, y: Any) -> Any:
+        """The training loss of a batch: ``y`` float labels (1 = bona fide)."""
+        import torch
+        import torch.nn.functional as F
+
+        if hasattr(self.net, "loss"):  # a head that brings its own loss (OC-Softmax)
+            return self.net.loss(out, y, bonafide_weight=self.bonafide_weight)
+        if out.ndim == 2:  # two logits: class-weighted cross-entropy
+            weight = torch.tensor([1.0, self.bonafide_weight], device=out.device)
+            return F.cross_entropy(out, y.long(), weight=weight)
+        pos_weight = torch.tensor(self.bonafide_weight, device=out.device)
+        return F.binary_cross_entropy_with_logits(out, y, pos_weight=pos_weight)
 
     def state(self, key: str, epoch: int) -> dict:
         import torch
@@ -169,14 +197,23 @@ def train_epoch(run: _Run, epoch: int) -> float:
     run.model.train()
     if run.world > 1:
         run.sampler.set_epoch(epoch)
+    if run.epoch_dataset is not None:  # fresh crops and augmentation draws each epoch
+        run.epoch_dataset(epoch)
     t0, total, n = time.perf_counter(), 0.0, 0
-    for xb, yb in run.loader:
-        if run.params.spec_augment.enabled:
+    batches = iter(run.loader)
+    while True:
+        t_wait = time.perf_counter()
+        batch = next(batches, None)
+        run.wait_s += time.perf_counter() - t_wait
+        if batch is None:
+            break
+        xb, yb = batch
+        if run.params.spec_augment.enabled and xb.ndim == 3 and xb.shape[1] > 1:  # frames, not audio
             xb = spec_augment(xb, run.params.spec_augment, run.aug_gen)
         xb, yb = xb.to(run.device, non_blocking=True), yb.to(run.device, non_blocking=True)
         with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
-            logits = run.model(xb)
-        loss = run.loss_fn(logits.float(), yb)
+            out = run.model(xb)
+        loss = run.loss(out.float(), yb)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         if run.params.grad_clip > 0:
@@ -198,6 +235,52 @@ def val_epoch(run: _Run, dev: SplitData) -> tuple[float, float]:
     return dev_eer, threshold
 
 
+def init_weights(net: Any, path: Path | str) -> str:
+    """Load the weights of a bundle folder or a state-dict file into ``net`` (``train.init_from``).
+
+    Keys are matched by name; a network wrapped in a head (OC-Softmax) also takes its bare
+    network's weights. Keys present on one side only are left as they are (a new head starts
+    fresh), but every shared key must have the same shape.
+
+    Returns:
+        a one-line account of what was loaded.
+
+    Raises:
+        ValueError: no such file, not a state dict, a shape mismatch, or no key in common.
+    """
+    import torch
+
+    path = Path(path)
+    file = path / WEIGHTS if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"train.init_from={str(path)!r}: no such bundle folder ({WEIGHTS}) or weights file")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"train.init_from={str(path)!r}: {file} is not a torch state dict: {exc}") from exc
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise ValueError(f"train.init_from={str(path)!r}: {file} holds no state dict of tensors")
+    target = net
+    own = net.state_dict()
+    if not set(state) & set(own) and hasattr(net, "net"):  # weights of the bare network under a head
+        target, own = net.net, net.net.state_dict()
+    shared = sorted(set(state) & set(own))
+    if not shared:
+        raise ValueError(
+            f"train.init_from={str(path)!r}: none of its {len(state)} weights fit this model "
+            f"(e.g. {next(iter(state), '-')!r} vs {next(iter(own), '-')!r}): another architecture?"
+        )
+    for k in shared:
+        if tuple(state[k].shape) != tuple(own[k].shape):
+            raise ValueError(
+                f"train.init_from={str(path)!r}: {k} has shape {tuple(state[k].shape)}, this model "
+                f"{tuple(own[k].shape)}: its hyper-parameters differ from those weights'"
+            )
+    target.load_state_dict({k: state[k] for k in shared}, strict=False)
+    fresh = len(set(own) - set(state))
+    return f"initialised {len(shared)} of {len(own)} tensors from {file}" + (f" ({fresh} left fresh)" if fresh else "")
+
+
 def train_neural(
     build: Callable[[int, int], Any],
     data: dict[str, SplitData],
@@ -208,6 +291,7 @@ def train_neural(
     live: Any = None,
     key: str = "",
     stop_after: int | None = None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> dict:
     """Train a network with early stopping on dev EER; write its weights to ``out_dir``.
 
@@ -218,9 +302,13 @@ def train_neural(
     checkpoint (for tests of resuming).
 
     Args:
-        build: ``build(n_features, n_frames) -> nn.Module`` returning one logit per clip.
-        data: ``train`` and ``dev`` inputs of shape ``(n, n_features, n_frames)``.
+        build: ``build(n_features, n_frames) -> nn.Module`` returning one logit or two logits
+            (index 1 = bona fide) per clip, or a head with its own ``loss`` (OC-Softmax).
+        data: ``train`` and ``dev`` inputs of shape ``(n, n_features, n_frames)``: arrays, or
+            :class:`~deepfake_audio.waveforms.WaveformSet` audio ``(n, 1, n_samples)``.
         name: the model's name, for logs.
+        augment: for waveform inputs, ``augment(crop, rng) -> crop`` applied to every training
+            crop with a generator drawn per clip and epoch (``train.augment``).
 
     Returns:
         a summary with the best epoch, its dev EER and threshold, and samples/s.
@@ -231,7 +319,10 @@ def train_neural(
     device = select_device(train_params.device)
     train, dev = data["train"], data["dev"]
     n_features, n_frames = train.x.shape[1], train.x.shape[2]
-    run = _Run(build(n_features, n_frames).to(device), train, train_params, device)
+    net = build(n_features, n_frames)
+    if train_params.init_from is not None:
+        log.info("%s: %s", name, init_weights(net, train_params.init_from))
+    run = _Run(net.to(device), train, train_params, device, augment=augment)
     checkpoint = out_dir / CHECKPOINT
     if live is not None and run.rank > 0:
         raise ValueError("only rank 0 logs to DVCLive")
@@ -280,4 +371,5 @@ def train_neural(
         "n_features": n_features,
         "n_frames": n_frames,
         "train_samples_per_s": run.seen / max(run.train_s, 1e-9),
+        "data_wait_share": run.wait_s / max(run.train_s, 1e-9),
     }

@@ -24,7 +24,7 @@ import pandas as pd
 from deepfake_audio.bundle import bundle_config, calibrate, has_weights, read_config, save_config, training_key
 from deepfake_audio.codedeps import code_files
 from deepfake_audio.features import check_feature_params
-from deepfake_audio.inputs import TABLES, load_inputs
+from deepfake_audio.inputs import InputSource, input_files, load_inputs
 from deepfake_audio.io import read_json
 from deepfake_audio.models import FitContext, check_model_params
 from deepfake_audio.params import as_dict
@@ -33,6 +33,14 @@ from deepfake_audio.stage import run_stage
 
 CODE_MODULE = "stages.train"
 """This module's name in dvc.yaml's command: the training key hashes the code of its import closure."""
+
+
+def init_files(init_from: str | None) -> list[Path]:
+    """The weights ``train.init_from`` names (a bundle's config and weights, or one file): key inputs."""
+    if init_from is None:
+        return []
+    path = Path(init_from)
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
 
 
 def body(args: argparse.Namespace, params) -> str:
@@ -46,19 +54,24 @@ def body(args: argparse.Namespace, params) -> str:
     if init_distributed(params.train.device) and not kind.distributed:
         raise ValueError(f"{args.model} trains in one process: run it without torchrun")
     rank, world = distributed()
+    source = InputSource(
+        scaled=args.scaled,
+        waveforms=args.waveforms,
+        n_samples=kind.crop_samples(section, params.audio) if kind.crop_samples is not None else None,
+    )
     key = training_key(
         kind,
         section=section,
         train_params=params.train,
         device=select_device(params.train.device).type,
-        inputs=[args.manifest, args.scaled / TABLES[kind.input], args.scaled / "scaler.json"],
+        inputs=[args.manifest, *input_files(kind.input, source), *init_files(params.train.init_from)],
         code=code_files(CODE_MODULE),
         config={"audio": as_dict(params.audio), "features": as_dict(params.features)},
     )
     manifest = pd.read_parquet(args.manifest)
 
     def inputs(splits: list[str]):
-        return load_inputs(manifest, input=kind.input, scaled=args.scaled, splits=splits, groups=kind.groups(section))
+        return load_inputs(manifest, input=kind.input, source=source, splits=splits, groups=kind.groups(section))
 
     if has_weights(args.out, kind) and read_config(args.out).get("training_key") == key:
         # DVC re-runs every model stage when any key of the shared `model` section changes; a model
@@ -69,6 +82,7 @@ def body(args: argparse.Namespace, params) -> str:
         calibrated = calibrate(args.out, dev.y, dev.x)
         return f"{args.model}: its hyper-parameters, training options and inputs are unchanged; kept {args.out}; {calibrated}"
     data = inputs(["train", "dev"])
+    scaler = read_json(args.scaled / "scaler.json")
     args.out.mkdir(parents=True, exist_ok=True)
     resuming = kind.resumable_epoch is not None and kind.resumable_epoch(args.out, key) is not None
     logger = (
@@ -77,7 +91,15 @@ def body(args: argparse.Namespace, params) -> str:
         else contextlib.nullcontext()
     )  # rank 0 alone logs, checkpoints and writes the bundle
     with logger as live:
-        summary = kind.fit(data, FitContext(section=section, train=params.train, out_dir=args.out, live=live, key=key))
+        context = FitContext(
+            section=section,
+            train=params.train,
+            out_dir=args.out,
+            live=live,
+            key=key,
+            config={"audio": as_dict(params.audio), "features": as_dict(params.features), "scaler": scaler},
+        )
+        summary = kind.fit(data, context)
         if live is not None:
             live.summary["dev/best_eer"] = summary["dev_eer"]
     if world > 1:
@@ -86,6 +108,7 @@ def body(args: argparse.Namespace, params) -> str:
             return f"{args.model}: rank {rank} of {world} done"
     # Throughput is a measurement, not config: kept out of the bundle so reruns give identical bytes.
     samples_per_s = summary.pop("train_samples_per_s")
+    wait_share = summary.pop("data_wait_share", None)
     config = bundle_config(
         kind,
         summary,
@@ -93,13 +116,16 @@ def body(args: argparse.Namespace, params) -> str:
         train_params=params.train,
         audio=params.audio,
         features=params.features,
-        scaler=read_json(args.scaled / "scaler.json"),
+        scaler=scaler,
+        n_samples=source.n_samples,
     )
     save_config(args.out, {**config, "training_key": key})
     calibrated = calibrate(args.out, data["dev"].y, data["dev"].x)  # the dev inputs training already loaded
     return (
         f"{args.model} on {summary['device']}: {len(data['train'].ids)} train / {len(data['dev'].ids)} dev clips, "
-        f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.0f} samples/s; {calibrated}"
+        f"dev EER {100 * summary['dev_eer']:.2f}%, {samples_per_s:.1f} samples/s"
+        + (f" ({100 * wait_share:.0f}% waiting for data)" if wait_share is not None else "")
+        + f"; {calibrated}"
     )
 
 
@@ -108,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="a key of train.models")
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--scaled", type=Path, required=True)
+    parser.add_argument("--waveforms", type=Path, default=None, help="data/waveforms: the audio waveform models read")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--live", type=Path, required=True)
     run_stage("train", parser, body, argv)

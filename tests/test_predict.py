@@ -116,7 +116,7 @@ def test_predict_gives_the_evaluate_stage_scores(bundles: dict[str, Path], model
 
     from deepfake_audio.bundle import load_bundle
     from deepfake_audio.evaluation import score_splits
-    from deepfake_audio.inputs import load_inputs
+    from deepfake_audio.inputs import InputSource, load_inputs
 
     root = bundles[model].parents[2]
     bundle = load_bundle(bundles[model])
@@ -124,7 +124,7 @@ def test_predict_gives_the_evaluate_stage_scores(bundles: dict[str, Path], model
     data = load_inputs(
         manifest,
         input=bundle.kind.input,
-        scaled=root / "data" / "scaled",
+        source=InputSource(scaled=root / "data" / "scaled"),
         splits=["test", "dev"],
         groups=bundle.frame_groups,
     )

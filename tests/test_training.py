@@ -20,7 +20,7 @@ import pytest
 
 from deepfake_audio.bundle import bundle_config, load_bundle, save_config, training_key
 from deepfake_audio.features import FeatureLayout, frame_schema, frames_table, utterance_schema
-from deepfake_audio.inputs import LABEL_IDS, SplitData, load_inputs
+from deepfake_audio.inputs import LABEL_IDS, InputSource, SplitData, load_inputs
 from deepfake_audio.io import write_table
 from deepfake_audio.metrics import compute_eer
 from deepfake_audio.models import FitContext, get_model_kind
@@ -462,7 +462,10 @@ def test_load_inputs_aligns_features_with_the_manifest(tmp_path: Path) -> None:
     )
     for kind_name, path_key in (("cnn_lstm", "frames"), ("xgboost", "utts")):
         out = load_inputs(
-            manifest, input=get_model_kind(kind_name).input, scaled=tmp_path, splits=["train", "dev", "eval:bench"]
+            manifest,
+            input=get_model_kind(kind_name).input,
+            source=InputSource(scaled=tmp_path),
+            splits=["train", "dev", "eval:bench"],
         )
         train = out["train"]
         assert train.ids == ["a", "b"]

@@ -40,6 +40,8 @@ class FitContext:
         live: a DVCLive logger on rank 0, else ``None``.
         key: the training key (see :func:`deepfake_audio.bundle.training_key`); a checkpoint
             written for another key is never resumed.
+        config: ``audio``, ``features`` and ``scaler`` as the bundle's config.json records them
+            (a model with a torch front-end builds it from these).
     """
 
     section: Any
@@ -47,6 +49,7 @@ class FitContext:
     out_dir: Path
     live: Any = None
     key: str = ""
+    config: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,9 @@ class ModelKind:
             written for ``key``, else ``None``; ``None`` for kinds that do not checkpoint.
         build: for torch kinds, ``build(n_features, n_frames, section) -> nn.Module`` (benchmarks
             and exporters build the bare network with it); ``None`` otherwise.
+        crop_samples: for waveform kinds, ``crop_samples(section, audio)`` -> the length in samples of
+            the crops it trains on and scores (its audio contract); ``None`` otherwise.
+        losses: the values of ``train.loss`` it trains with (``oc_softmax`` needs an embedding).
     """
 
     name: str
@@ -87,10 +93,14 @@ class ModelKind:
     distributed: bool = False
     resumable_epoch: Callable[[Path, str], int | None] | None = None
     build: Callable[..., Any] | None = None
+    crop_samples: Callable[[Any, Any], int] | None = None
+    losses: tuple[str, ...] = ("cross_entropy",)
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
             raise ValueError(f"model kind {self.name!r}: input {self.input!r} is not one of {', '.join(INPUTS)}")
+        if (self.input == "waveform") != (self.crop_samples is not None):
+            raise ValueError(f"model kind {self.name!r}: waveform kinds, and only they, declare crop_samples")
         fields = {f.name for f in dataclasses.fields(self.params_type)}
         unknown = sorted(set(self.uses) - fields)
         if unknown:
@@ -183,6 +193,10 @@ def check_model_params(params: Params) -> dict[str, ModelKind]:
     for name, section_name in params.train.models.items():
         kind = get_model_kind(name, section=section_name)
         section = kind.section(params)
+        if params.train.loss not in kind.losses:
+            raise ParamError(
+                "train.loss", params.train.loss, f"{name} trains with {', '.join(kind.losses)}; drop it or change the loss"
+            )
         groups = kind.groups(section) if kind.input == "frames" else None
         for group in groups or ():
             if group not in params.features.frame_groups:
