@@ -10,7 +10,7 @@ op                  what it does
 ``time_stretch``    phase-vocoder tempo change, length ``round(n / rate)``
 ``pitch_shift``     phase vocoder + soxr resampling, length unchanged
 ``noise``           white or pink Gaussian noise at an SNR (dB) against the clip's mean power
-``codec``           MP3 (LAME, average bitrate) or Opus through libsndfile, in memory
+``codec``           MP3 (LAME, average bitrate), Opus or Vorbis through libsndfile, in memory
 ``resample``        down to a lower rate and back with soxr (loses everything above its Nyquist)
 ``band_limit``      zero-phase Butterworth band-pass (300-3400 Hz is the telephone band)
 ==================  ===========================================================================
@@ -202,6 +202,18 @@ def _mp3_kbps(rate: int) -> tuple[float, float]:
     return 8.0, 64.0
 
 
+def _vorbis_kbps(rate: int) -> tuple[float, float]:
+    if rate < 11025:
+        return 20.0, 40.0
+    if rate < 16000:
+        return 25.0, 55.0
+    if rate < 22050:
+        return 28.0, 70.0
+    if rate < 32000:
+        return 34.0, 95.0
+    return 45.0, 230.0
+
+
 CODECS: dict[str, _Codec] = {
     # Average bitrate, not CBR: libsndfile's low-bitrate CBR files lose the LAME gapless header,
     # and their decoded audio then starts ~1105 samples late.
@@ -210,6 +222,11 @@ CODECS: dict[str, _Codec] = {
     ),
     # libsndfile's ogg_opus.c maps compression_level c to (1 - c) * 250 + 6 kbps.
     "opus": _Codec("OGG", "OPUS", (8000, 12000, 16000, 24000, 48000), None, lambda rate: (6.0, 256.0)),
+    # libsndfile's ogg_vorbis.c encodes VBR at quality 1 - compression_level; the kbps range is
+    # what that spans on mono speech (measured), so a bitrate here is approximate.
+    "vorbis": _Codec(
+        "OGG", "VORBIS", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000), None, _vorbis_kbps
+    ),
 }
 """Codec name -> libsndfile format, subtype, accepted rates and bitrate range."""
 
@@ -224,6 +241,24 @@ def available_codecs() -> tuple[str, ...]:
     )
 
 
+def _codec_spec(format: str) -> _Codec:  # noqa: A002
+    spec = CODECS.get(format)
+    if spec is None:
+        raise ValueError(f"codec: unknown format {format!r}; known: {', '.join(CODECS)}")
+    return spec
+
+
+def codec_rate(format: str, *, sample_rate: int) -> int:  # noqa: A002
+    """The rate :func:`codec` encodes ``format`` at for audio at ``sample_rate`` Hz."""
+    spec = _codec_spec(format)
+    return next((r for r in spec.rates if r >= sample_rate), spec.rates[-1])
+
+
+def codec_kbps_range(format: str, *, sample_rate: int) -> tuple[float, float]:  # noqa: A002
+    """``(lowest, highest)`` bitrate in kbps that :func:`codec` accepts for audio at ``sample_rate``."""
+    return _codec_spec(format).kbps_range(codec_rate(format, sample_rate=sample_rate))
+
+
 def codec(y: np.ndarray, *, sample_rate: int, format: str, bitrate_kbps: float) -> np.ndarray:  # noqa: A002
     """Encode to a lossy codec in memory and decode back.
 
@@ -235,9 +270,11 @@ def codec(y: np.ndarray, *, sample_rate: int, format: str, bitrate_kbps: float) 
     Args:
         y: float32 samples, shape ``(n,)``.
         sample_rate: Hz.
-        format: ``"mp3"`` (LAME, average bitrate) or ``"opus"`` (Ogg Opus).
+        format: ``"mp3"`` (LAME, average bitrate), ``"opus"`` (Ogg Opus) or ``"vorbis"``
+            (Ogg Vorbis, VBR).
         bitrate_kbps: target bitrate. Allowed: Opus 6-256; MP3 8-64 below 16 kHz, 8-160 at
-            16-24 kHz, 32-320 at 32-48 kHz (libsndfile's ranges).
+            16-24 kHz, 32-320 at 32-48 kHz (libsndfile's ranges); Vorbis 28-70 at 16 kHz (see
+            :func:`codec_kbps_range`; approximate, since Vorbis is encoded by quality).
 
     Returns:
         float32, shape ``(n,)``.
@@ -249,15 +286,13 @@ def codec(y: np.ndarray, *, sample_rate: int, format: str, bitrate_kbps: float) 
 
     y = _check_audio(y, "codec")
     _check_rate(sample_rate, "codec")
-    spec = CODECS.get(format)
-    if spec is None:
-        raise ValueError(f"codec: unknown format {format!r}; known: {', '.join(CODECS)}")
+    spec = _codec_spec(format)
     if format not in available_codecs():
         raise CodecUnavailableError(
             f"codec: libsndfile {sf.__libsndfile_version__} cannot encode {format} "
             f"({spec.format}/{spec.subtype}); available: {', '.join(available_codecs()) or 'none'}"
         )
-    rate = next((r for r in spec.rates if r >= sample_rate), spec.rates[-1])
+    rate = codec_rate(format, sample_rate=sample_rate)
     lo, hi = spec.kbps_range(rate)
     if not lo <= bitrate_kbps <= hi:
         raise ValueError(
@@ -379,7 +414,7 @@ def _op_noise(y, sample_rate, config, rng):
 @_register("codec")
 def _op_codec(y, sample_rate, config, rng):
     name = _choice(rng, config.codecs)
-    kbps = float(rng.uniform(*config.codec_kbps))
+    kbps = float(np.clip(rng.uniform(*config.codec_kbps), *codec_kbps_range(name, sample_rate=sample_rate)))
     return (
         codec(y, sample_rate=sample_rate, format=name, bitrate_kbps=kbps),
         f"codec(format={name}, bitrate_kbps={kbps:.1f})",

@@ -299,7 +299,7 @@ class CqtParams:
 # (tests/test_augment.py checks that its tables match these).
 AUGMENT_OPS = ("time_stretch", "pitch_shift", "noise", "codec", "resample", "band_limit")
 NOISE_COLORS = ("white", "pink")
-CODEC_NAMES = ("mp3", "opus")
+CODEC_NAMES = ("mp3", "opus", "vorbis")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,7 +317,8 @@ class AugmentConfig:
         snr_db: noise SNR range in dB.
         noise_colors: choices from :data:`NOISE_COLORS`.
         codecs: choices from :data:`CODEC_NAMES`.
-        codec_kbps: target bitrate range in kbps (see :func:`codec` for each codec's limits).
+        codec_kbps: target bitrate range in kbps, clamped to each codec's own range (see
+            :func:`codec`).
         resample_rates: intermediate rates in Hz, each below the audio's sample rate.
         band_limit_hz: ``(low_hz, high_hz)`` pass bands; ``low_hz == 0`` is a low-pass.
         seed: mixed into every copy's ``aug_seed``; change it for a different draw.
@@ -399,6 +400,173 @@ def _check_choices(key: str, value: tuple[str, ...], known: tuple[str, ...], *, 
     for i, item in enumerate(value):
         if item not in known:
             raise ParamError(f"{key}[{i}]", item, f"known: {', '.join(known)}")
+
+
+# Names that deepfake_audio/rawboost.py and deepfake_audio/wave_augment.py implement
+# (tests/test_wave_augment.py checks that their registries match these).
+RAWBOOST_ALGOS = (1, 2, 3, 4, 5, 6, 7, 8)
+WAVE_AUGMENT_OPS = ("rawboost", "codec", "resample", "band_limit", "noise", "reverb", "speed")
+WAVE_CODECS = CODEC_NAMES + ("mulaw", "alaw")
+
+
+@dataclasses.dataclass(frozen=True)
+class RawBoostParams:
+    """``train.augment.rawboost``: RawBoost (Tak et al., ICASSP 2022), with the paper's defaults.
+
+    Algorithms, numbered as in the paper: 1 linear and non-linear convolutive noise, 2 impulsive
+    signal-dependent noise, 3 stationary signal-independent noise; in series 4 = 1+2+3, 5 = 1+2,
+    6 = 1+3, 7 = 2+3; and 8 = 1 and 2 in parallel (their outputs summed).
+
+    Attributes:
+        algos: choices from :data:`RAWBOOST_ALGOS`; each use draws one.
+        n_bands: notch bands per multi-band filter (N_f).
+        freq_hz: ``[min, max]`` centre frequency of a notch in Hz (edges are kept below Nyquist).
+        bandwidth_hz: ``[min, max]`` notch width in Hz.
+        n_coeffs: ``[min, max]`` FIR coefficients per notch (rounded up to odd).
+        gain_db: ``[min, max]`` gain of the linear (first-order) term in dB.
+        nonlinear_order: highest power of the signal filtered (N); 1 makes algorithm 1 linear.
+        nonlinear_bias_db: ``[min, max]`` attenuation in dB of each higher-order term against the
+            linear one.
+        impulsive_percent: share of samples algorithm 2 disturbs (P, in %).
+        impulsive_gain: largest relative disturbance of a sample (g_sd).
+        snr_db: ``[min, max]`` SNR of algorithm 3's coloured noise in dB.
+    """
+
+    algos: tuple[int, ...] = RAWBOOST_ALGOS
+    n_bands: int = 5
+    freq_hz: tuple[float, float] = (20.0, 8000.0)
+    bandwidth_hz: tuple[float, float] = (100.0, 1000.0)
+    n_coeffs: tuple[int, int] = (10, 100)
+    gain_db: tuple[float, float] = (0.0, 0.0)
+    nonlinear_order: int = 5
+    nonlinear_bias_db: tuple[float, float] = (5.0, 20.0)
+    impulsive_percent: float = 10.0
+    impulsive_gain: float = 2.0
+    snr_db: tuple[float, float] = (10.0, 40.0)
+
+    def validate(self, prefix: str = "train.augment.rawboost") -> None:
+        def key(name: str) -> str:
+            return _join(prefix, name)
+
+        if not self.algos:
+            raise ParamError(key("algos"), [], f"at least one of: {', '.join(map(str, RAWBOOST_ALGOS))}")
+        for i, algo in enumerate(self.algos):
+            if algo not in RAWBOOST_ALGOS or isinstance(algo, bool):
+                raise ParamError(f"{key('algos')}[{i}]", algo, f"known: {', '.join(map(str, RAWBOOST_ALGOS))}")
+        for name in ("n_bands", "nonlinear_order"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParamError(key(name), value, "an integer >= 1")
+        _check_range(key("freq_hz"), self.freq_hz, low=0.0, low_open=True)
+        _check_range(key("bandwidth_hz"), self.bandwidth_hz, low=0.0, low_open=True)
+        _check_range(key("n_coeffs"), self.n_coeffs, low=1.0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in self.n_coeffs):
+            raise ParamError(key("n_coeffs"), list(self.n_coeffs), "a pair [lo, hi] of integers >= 1")
+        _check_range(key("gain_db"), self.gain_db)
+        _check_range(key("nonlinear_bias_db"), self.nonlinear_bias_db, low=0.0)
+        if not (math.isfinite(self.impulsive_percent) and 0 < self.impulsive_percent <= 100):
+            raise ParamError(key("impulsive_percent"), self.impulsive_percent, "a percentage in (0, 100]")
+        if not (math.isfinite(self.impulsive_gain) and self.impulsive_gain > 0):
+            raise ParamError(key("impulsive_gain"), self.impulsive_gain, "a finite number > 0")
+        _check_range(key("snr_db"), self.snr_db)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveAugmentParams:
+    """``train.augment``: on-the-fly waveform augmentation of each training crop (off by default).
+
+    ``prob`` is the switch: 0 turns augmentation off (the shipped default). Otherwise each crop,
+    with probability ``prob``, goes through a chain of 1 to ``max_ops`` distinct ops drawn from
+    ``ops`` in random order. Each op draws its parameter uniformly from its ``[lo, hi]`` range or
+    from its listed choices. See :mod:`deepfake_audio.wave_augment`.
+
+    Attributes:
+        ops: names from :data:`WAVE_AUGMENT_OPS`, each at most once.
+        prob: probability in [0, 1] that a crop is augmented at all.
+        max_ops: longest chain, from 1 to ``len(ops)``.
+        rawboost: RawBoost's algorithms and ranges.
+        codecs: choices from :data:`WAVE_CODECS` (``mulaw``/``alaw``: G.711 at 8 kHz).
+        codec_kbps: bitrate range of the lossy codecs (mp3, opus, vorbis), clamped to each
+            codec's own range at the rate it encodes.
+        resample_rates: intermediate rates in Hz, each below the sample rate.
+        band_limit_hz: ``(low_hz, high_hz)`` pass bands; ``low_hz == 0`` is a low-pass.
+        snr_db: SNR range of the additive noise in dB.
+        noise_colors: choices from :data:`NOISE_COLORS`.
+        rt60_s: reverberation time range of the synthetic room in seconds.
+        drr_db: direct-to-reverberant ratio range in dB.
+        speed: speed factor range (``> 1``: faster and higher; Kaldi uses 0.9 and 1.1).
+    """
+
+    ops: tuple[str, ...] = WAVE_AUGMENT_OPS
+    prob: float = 0.0
+    max_ops: int = 2
+    rawboost: RawBoostParams = dataclasses.field(default_factory=RawBoostParams)
+    codecs: tuple[str, ...] = WAVE_CODECS
+    codec_kbps: tuple[float, float] = (16.0, 64.0)
+    resample_rates: tuple[int, ...] = (8000, 11025)
+    band_limit_hz: tuple[tuple[float, float], ...] = ((300.0, 3400.0), (50.0, 7000.0))
+    snr_db: tuple[float, float] = (5.0, 40.0)
+    noise_colors: tuple[str, ...] = NOISE_COLORS
+    rt60_s: tuple[float, float] = (0.2, 1.0)
+    drr_db: tuple[float, float] = (0.0, 20.0)
+    speed: tuple[float, float] = (0.9, 1.1)
+
+    def validate(self, prefix: str = "train.augment", *, sample_rate: int | None = None) -> None:
+        """Raise :class:`ParamError` naming the first bad key.
+
+        Args:
+            prefix: dotted name of this section in error messages.
+            sample_rate: also check that resample rates and pass bands fit audio at this rate.
+        """
+
+        def key(name: str) -> str:
+            return _join(prefix, name)
+
+        if not self.ops:
+            raise ParamError(
+                key("ops"), [], f"at least one of: {', '.join(WAVE_AUGMENT_OPS)} (set prob: 0 to turn augmentation off)"
+            )
+        for i, op in enumerate(self.ops):
+            if op not in WAVE_AUGMENT_OPS:
+                raise ParamError(f"{key('ops')}[{i}]", op, f"known ops: {', '.join(WAVE_AUGMENT_OPS)}")
+        if len(set(self.ops)) != len(self.ops):
+            raise ParamError(key("ops"), list(self.ops), "list each op once")
+        if not (math.isfinite(self.prob) and 0 <= self.prob <= 1):
+            raise ParamError(key("prob"), self.prob, "a probability in [0, 1] (0 = off)")
+        if (
+            isinstance(self.max_ops, bool)
+            or not isinstance(self.max_ops, int)
+            or not 1 <= self.max_ops <= len(self.ops)
+        ):
+            raise ParamError(key("max_ops"), self.max_ops, f"an integer from 1 to the number of ops ({len(self.ops)})")
+        used = set(self.ops)
+        self.rawboost.validate(key("rawboost"))
+        _check_choices(key("codecs"), self.codecs, WAVE_CODECS, required="codec" in used)
+        _check_range(key("codec_kbps"), self.codec_kbps, low=6.0, high=320.0)
+        _check_choices(key("noise_colors"), self.noise_colors, NOISE_COLORS, required="noise" in used)
+        _check_range(key("snr_db"), self.snr_db)
+        _check_range(key("rt60_s"), self.rt60_s, low=0.0, high=5.0, low_open=True)
+        _check_range(key("drr_db"), self.drr_db)
+        _check_range(key("speed"), self.speed, low=0.5, high=2.0)
+        if "resample" in used and not self.resample_rates:
+            raise ParamError(key("resample_rates"), [], "at least one rate when ops has resample")
+        for i, rate in enumerate(self.resample_rates):
+            if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+                raise ParamError(f"{key('resample_rates')}[{i}]", rate, "a positive integer (Hz)")
+            if sample_rate is not None and rate >= sample_rate:
+                raise ParamError(f"{key('resample_rates')}[{i}]", rate, f"below the sample rate ({sample_rate} Hz)")
+        if "band_limit" in used and not self.band_limit_hz:
+            raise ParamError(key("band_limit_hz"), [], "at least one [low_hz, high_hz] pair when ops has band_limit")
+        for i, band in enumerate(self.band_limit_hz):
+            name = f"{key('band_limit_hz')}[{i}]"
+            if len(band) != 2 or not all(math.isfinite(b) for b in band) or not 0 <= band[0] < band[1]:
+                raise ParamError(name, list(band), "a pair [low_hz, high_hz] with 0 <= low_hz < high_hz")
+            if sample_rate is not None and band[1] >= sample_rate / 2:
+                raise ParamError(name, list(band), f"high_hz below Nyquist ({sample_rate / 2:g} Hz)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.prob > 0
 
 
 # The shipped params.yaml equals these defaults (tests/test_params.py checks it).
@@ -588,6 +756,7 @@ class TrainParams:
     patience: int = 6
     grad_clip: float = 5.0
     spec_augment: SpecAugmentParams = dataclasses.field(default_factory=SpecAugmentParams)
+    augment: WaveAugmentParams = dataclasses.field(default_factory=WaveAugmentParams)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
     balance: Literal["weights", "oversample", "none"] = "weights"
@@ -732,6 +901,7 @@ class Params:
     def validate(self, prefix: str) -> None:
         # Rules that span sections: the augmentation of features must fit the audio's rate.
         self.features.augment.validate(_join(prefix, "features.augment"), sample_rate=self.audio.sample_rate)
+        self.train.augment.validate(_join(prefix, "train.augment"), sample_rate=self.audio.sample_rate)
 
     def section(self, name: str) -> Any:
         """The params section ``name``: a core section's dataclass, or a model kind's raw mapping."""
