@@ -62,7 +62,8 @@ class OCSoftmax(nn.Module):
                 raise ValueError(
                     f"weight must be two finite non-negative numbers (spoof, bona fide), got {weight.tolist()}"
                 )
-        self.register_buffer("weight", weight)
+        # Not persistent: class weights are a training option, not part of a trained model's state.
+        self.register_buffer("weight", weight, persistent=False)
 
     def score(self, embedding: torch.Tensor) -> torch.Tensor:
         """Cosine of each embedding ``(B, in_features)`` with the centre: ``(B,)`` in [-1, 1]."""
@@ -134,6 +135,16 @@ class OCSoftmaxHead(nn.Module):
         """Scores ``(B,)`` of the network's input ``x``."""
         return self.ocsoftmax.score(self.net.embed(x))
 
-    def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Scalar OC-softmax loss of ``(B,)`` scores from :meth:`forward` and ``(B,)`` labels."""
-        return self.ocsoftmax.loss(scores, labels)
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor, *, bonafide_weight: float | None = None) -> torch.Tensor:
+        """Scalar OC-softmax loss of ``(B,)`` scores from :meth:`forward` and ``(B,)`` labels.
+
+        ``bonafide_weight``: weigh bona fide rows by it (spoof rows by 1) instead of the head's ``weight``.
+        """
+        if bonafide_weight is None:
+            return self.ocsoftmax.loss(scores, labels)
+        saved = self.ocsoftmax.weight
+        self.ocsoftmax.weight = torch.tensor([1.0, float(bonafide_weight)], device=scores.device)
+        try:
+            return self.ocsoftmax.loss(scores, labels)
+        finally:
+            self.ocsoftmax.weight = saved

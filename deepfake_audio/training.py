@@ -87,9 +87,7 @@ def _scheduler(opt: Any, train_params: TrainParams) -> Any:
 class _Run:
     """The state of one training run: model, optimiser, schedule, random streams, best so far."""
 
-    def __init__(
-        self, net: Any, train: SplitData, train_params: TrainParams, device: Any, augment: Any = None
-    ) -> None:
+    def __init__(self, net: Any, train: SplitData, train_params: TrainParams, device: Any, augment: Any = None) -> None:
         import torch
 
         self.net, self.device, self.params, self.augment = net, device, train_params, augment

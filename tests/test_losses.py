@@ -81,7 +81,18 @@ def test_class_weights_scale_rows_like_bce_pos_weight():
     torch.testing.assert_close(
         weighted.loss(scores[bonafide], labels[bonafide]), 3 * plain.loss(scores[bonafide], labels[bonafide])
     )
-    assert "weight" in weighted.state_dict()
+    assert "weight" not in weighted.state_dict()  # a training option: a bundle loads without it
+
+
+def test_head_takes_the_bonafide_weight_per_call():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 4)
+    net.embed = net.forward
+    head = OCSoftmaxHead(net, in_features=4)
+    scores, labels = torch.tensor([0.3, 0.4, 0.6]), torch.tensor([1.0, 0.0, 1.0])
+    weighted = OCSoftmax(4, weight=(1.0, 3.0))
+    torch.testing.assert_close(head.loss(scores, labels, bonafide_weight=3.0), weighted.loss(scores, labels))
+    torch.testing.assert_close(head.loss(scores, labels), OCSoftmax(4).loss(scores, labels))  # restored after
 
 
 def test_bad_arguments_raise():

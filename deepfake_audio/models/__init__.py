@@ -195,7 +195,9 @@ def check_model_params(params: Params) -> dict[str, ModelKind]:
         section = kind.section(params)
         if params.train.loss not in kind.losses:
             raise ParamError(
-                "train.loss", params.train.loss, f"{name} trains with {', '.join(kind.losses)}; drop it or change the loss"
+                "train.loss",
+                params.train.loss,
+                f"{name} trains with {', '.join(kind.losses)}; drop it or change the loss",
             )
         groups = kind.groups(section) if kind.input == "frames" else None
         for group in groups or ():

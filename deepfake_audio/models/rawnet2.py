@@ -189,6 +189,7 @@ class RawNet2(nn.Module):
         self.gru = nn.GRU(channels, gru_hidden, num_layers=gru_layers, batch_first=True)
         self.fc = nn.Linear(gru_hidden, fc_features)
         self.out = nn.Linear(fc_features, 2)
+        self.embedding_dim = fc_features  # width of embed(), for heads such as OC-Softmax
         self.fc_features = fc_features
         # One frame must survive the sinc layer and every max-pool.
         self.min_samples = sinc_kernel_size - 1 + POOL ** (1 + len(block_channels))
