@@ -2,7 +2,8 @@
 
 Reads: ``<manifest>`` (data/split/manifest.parquet) and the audio it points at under ``<raw>``
 (data/raw); params ``audio.sample_rate``, ``audio.min_duration_s``, ``audio.max_duration_s``,
-``features.n_jobs``, ``features.chunk_size``, ``features.max_reject_fraction``.
+``features.max_reject_fraction``, and ``features.n_jobs`` and ``features.chunk_size`` (not in
+dvc.yaml: the store is the same bytes for any value).
 Writes: ``<out>/`` (data/waveforms): ``shard-NNNNN.i16`` (raw little-endian int16), ``index.parquet``
 (``utt_id, shard, offset, n_samples``), ``meta.json``, and ``rejects.csv`` (clips that could not be
 used, with reasons, as the features stage's). See :mod:`deepfake_audio.waveforms`.
