@@ -212,6 +212,23 @@ def test_pickling_a_store_never_carries_audio(make_wav: MakeWav, tmp_path: Path)
     np.testing.assert_array_equal(copy.read(3), store.read(3))
 
 
+def test_mappings_are_remade_so_rss_does_not_grow_with_the_store(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepfake_audio import waveforms
+
+    monkeypatch.setattr(waveforms, "REMAP_BYTES", 20000)  # about two clips
+    store = WaveformStore(store_dir)
+    first = store.read(0)
+    kept = first.copy()
+    old_map = store._maps[0]
+    for i in range(1, 4):
+        store.read(i)
+    assert store._maps[0] is not old_map  # dropped and mapped afresh
+    np.testing.assert_array_equal(first, kept)  # a view handed out earlier stays valid
+    np.testing.assert_array_equal(store.read(0), kept)
+
+
 def test_index_of_names_a_missing_id(store_dir: Path) -> None:
     store = WaveformStore(store_dir)
     assert store.index_of("u005") == 5
