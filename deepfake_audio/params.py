@@ -164,11 +164,22 @@ class AudioParams:
     pad: Literal["repeat", "zero"] = "repeat"
     crop: Literal["start", "center"] = "start"
     min_duration_s: float = 0.1
+    max_duration_s: float = 10.0  # the waveform store keeps at most this much of each clip (its start)
 
     def validate(self, prefix: str) -> None:
         _positive(prefix, "sample_rate", self.sample_rate)
         _positive(prefix, "duration_s", self.duration_s)
         _positive(prefix, "min_duration_s", self.min_duration_s, allow_zero=True)
+        _positive(prefix, "max_duration_s", self.max_duration_s)
+        if self.max_duration_s < self.min_duration_s:
+            raise ParamError(
+                f"{prefix}.max_duration_s", self.max_duration_s, f"at least min_duration_s ({self.min_duration_s})"
+            )
+
+    @property
+    def max_samples(self) -> int:
+        """Samples the waveform store keeps of a clip, at most: ``max_duration_s`` at ``sample_rate``."""
+        return int(round(self.sample_rate * self.max_duration_s))
 
     @property
     def n_samples(self) -> int:
