@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +54,7 @@ def import_aasist(path: Path | str, out_dir: Path | str, *, dev: Path | str | No
     from deepfake_audio.models import get_model_kind
     from deepfake_audio.models.aasist import PRESETS, infer_aasist_config
     from deepfake_audio.models.waveform import AasistParams, build_aasist
+    from deepfake_audio.training import TORCH_LOAD_ERRORS
 
     path, out_dir = Path(path), Path(out_dir)
     if not path.is_file():
@@ -64,7 +64,7 @@ def import_aasist(path: Path | str, out_dir: Path | str, *, dev: Path | str | No
         raise ValueError(f"import aasist: {out_dir} already holds a bundle; remove it or pick another --out")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+    except TORCH_LOAD_ERRORS as exc:
         raise ValueError(f"import aasist: {path} is not a torch state dict: {exc}") from exc
     if not isinstance(state, dict):
         raise ValueError(f"import aasist: {path} holds a {type(state).__name__}, not a state dict")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,9 @@ from deepfake_audio.sampling import class_weights, oversample_indices, seed_work
 log = logging.getLogger(__name__)
 
 WEIGHTS = "weights.pt"
+TORCH_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, struct.error, pickle.UnpicklingError)
+"""What ``torch.load(..., weights_only=True)`` raises on a file that is not a (whole) state dict."""
+
 CHECKPOINT = "checkpoint.pt"
 """Written to the bundle folder after every epoch and removed when training ends; a re-run with
 the same training key resumes from it."""
@@ -66,7 +70,7 @@ def resumable_epoch(out_dir: Path, key: str) -> int | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:  # cut off mid-write: start over
+    except TORCH_LOAD_ERRORS as exc:  # cut off mid-write: start over
         log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
         return None
     return int(state["epoch"]) if state.get("key") == key else None
@@ -254,7 +258,7 @@ def init_weights(net: Any, path: Path | str) -> str:
         raise ValueError(f"train.init_from={str(path)!r}: no such bundle folder ({WEIGHTS}) or weights file")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+    except TORCH_LOAD_ERRORS as exc:
         raise ValueError(f"train.init_from={str(path)!r}: {file} is not a torch state dict: {exc}") from exc
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
         raise ValueError(f"train.init_from={str(path)!r}: {file} holds no state dict of tensors")

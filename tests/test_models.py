@@ -16,11 +16,12 @@ from deepfake_audio.models import check_model_params, get_model_kind, known_mode
 from deepfake_audio.params import ModelParams, XGBoostParams, from_dict, params_from_dict  # noqa: E402
 
 NEURAL = ["cnn", "cnn2d", "cnn_bilstm_attention", "cnn_lstm", "lcnn", "lstm"]
+WAVEFORM = ["aasist", "lcnn_wave", "rawnet2"]  # tests/test_waveform_models.py
 SMALL = ModelParams(conv_channels=16, lstm_units=16, attention_dim=16, dense_units=16)
 
 
 def test_registry_holds_every_seed_model_and_the_references() -> None:
-    assert known_models() == sorted(NEURAL + ["xgboost", "logistic"])
+    assert known_models() == sorted(NEURAL + ["xgboost", "logistic"] + WAVEFORM)
     with pytest.raises(ParamError, match="known: cnn, cnn2d"):
         get_model_kind("resnet")
 
