@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Train waveform-model variants on the pipeline's data and score each on the external bench.
+
+Each variant is params.yaml with overrides (mappings merge, anything else replaces). For each one
+the real stages run into ``--out/<variant>/``: ``stages.train`` (its bundle in ``models/<variant>``),
+``stages.evaluate`` (``metrics.json``: the demo test EER), and at the end ``tools.bench`` scores
+every bundle in ``--out/models`` (plus any bundle given with ``--extra``, e.g. the published
+AASIST made by ``deepfake-audio import aasist``) on ``--labels``.
+
+It reads the data the pipeline already built (``dvc repro waveforms standardize``) and never
+writes into ``data/``, ``metrics/`` or params.yaml. The bench only measures: no variant, param or
+threshold is chosen on it here.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.waveform_table [--variants aasist_l rawnet2 ...] [--epochs 6] [--n-samples 16000]
+        [--extra /path/to/imported_bundle ...] [--out /tmp/waveform_table]
+
+Prints a markdown table: variant, demo test EER, bench pooled EER and the per-corpus EERs, the
+training wall time and samples/s, with the machine stamp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tools.ci_profile import merge
+from tools.stamp import stamp
+
+ROOT = Path(__file__).resolve().parents[1]
+AUGMENT_ON = {"train": {"augment": {"prob": 0.8}}}
+VARIANTS = {
+    # name -> (model kind, overrides); the crop and epochs come from the command line
+    "aasist_l": ("aasist", {}),
+    "aasist_l_aug": ("aasist", AUGMENT_ON),
+    "rawnet2": ("rawnet2", {}),
+    "rawnet2_aug": ("rawnet2", AUGMENT_ON),
+    "lcnn_wave": ("lcnn_wave", {}),
+    "lcnn_wave_aug": ("lcnn_wave", AUGMENT_ON),
+}
+PUBLISHED_AASIST = {  # the full AASIST's shapes, so train.init_from can load the published weights
+    "aasist": {
+        "channels": [[1, 32], [32, 32], [32, 64], [64, 64]],
+        "gat_dims": [64, 32],
+        "pool_ratios": [0.5, 0.7, 0.5, 0.5],
+    }
+}
+
+
+def variant_params(base: dict, kind: str, overrides: dict, *, epochs: int, n_samples: int, extra: dict) -> dict:
+    section = "model" if kind == "lcnn_wave" else kind
+    params = copy.deepcopy(base)
+    params["train"]["models"] = {kind: section}
+    params["train"]["epochs"] = epochs
+    if kind in ("aasist", "rawnet2"):
+        params = merge(params, {kind: {"n_samples": n_samples}})
+    return merge(merge(params, overrides), extra)
+
+
+def run(cmd: list[str], log: Path) -> float:
+    t0 = time.perf_counter()
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        res = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if res.returncode != 0:
+        raise SystemExit(f"waveform_table: `{' '.join(cmd)}` failed ({res.returncode}); see {log}")
+    return time.perf_counter() - t0
+
+
+def evaluate(name: str, bundle: Path, params_file: Path, work: Path) -> float:
+    """The demo test EER of ``bundle`` (the evaluate stage, as `dvc repro` runs it)."""
+    cmd = [sys.executable, "-m", "stages.evaluate", "--bundle", str(bundle), "--params", str(params_file)]
+    cmd += ["--manifest", "data/split/manifest.parquet", "--scaled", "data/scaled", "--waveforms", "data/waveforms"]
+    cmd += ["--raw", "data/raw", "--scores", str(work / "scores.parquet"), "--metrics", str(work / "metrics.json")]
+    run(cmd + ["--plots", str(work / "plots")], work / "log.txt")
+    return json.loads((work / "metrics.json").read_text(encoding="utf-8"))["test"]["eer"]
+
+
+def train_and_evaluate(name: str, params: dict, out: Path) -> dict:
+    kind = next(iter(params["train"]["models"]))
+    work = out / name
+    work.mkdir(parents=True, exist_ok=True)
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    bundle = out / "models" / name
+    log = work / "log.txt"
+    py = sys.executable
+    common = ["--params", str(params_file), "--manifest"]
+    train_s = run(
+        [
+            py,
+            "-m",
+            "stages.train",
+            "--model",
+            kind,
+            *common,
+            "data/features/manifest.parquet",
+            "--scaled",
+            "data/scaled",
+        ]
+        + ["--waveforms", "data/waveforms", "--out", str(bundle), "--live", str(work / "dvclive")],
+        log,
+    )
+    return {"demo_test_eer": evaluate(name, bundle, params_file, work), "train_wall_s": train_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS) + ["aasist_finetuned"])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--n-samples", type=int, default=16000, help="training crop of aasist/rawnet2 (samples)")
+    parser.add_argument("--finetune-from", type=Path, help="an imported AASIST bundle (for aasist_finetuned)")
+    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="more bundles to score on the bench")
+    parser.add_argument("--labels", type=Path, default=Path("../shared/bench/dev/labels.csv"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/waveform_table"))
+    parser.add_argument("--skip-bench", action="store_true")
+    args = parser.parse_args(argv)
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    rows: dict[str, dict] = {}
+    for name in args.variants:
+        if name == "aasist_finetuned":
+            if args.finetune_from is None:
+                raise SystemExit("aasist_finetuned needs --finetune-from (a bundle of `deepfake-audio import aasist`)")
+            extra = merge(PUBLISHED_AASIST, {"train": {"init_from": str(args.finetune_from.resolve()), "lr": 1e-4}})
+            params = variant_params(
+                base, "aasist", {}, epochs=args.finetune_epochs, n_samples=args.n_samples, extra=extra
+            )
+        else:
+            kind, overrides = VARIANTS[name]
+            params = variant_params(base, kind, overrides, epochs=args.epochs, n_samples=args.n_samples, extra={})
+        rows[name] = train_and_evaluate(name, params, args.out)
+        print(f"{name}: demo test EER {100 * rows[name]['demo_test_eer']:.2f}%", flush=True)
+    models = args.out / "models"
+    for extra in args.extra:
+        target = models / extra.name
+        if not target.exists():
+            shutil.copytree(extra, target)
+        (args.out / extra.name).mkdir(parents=True, exist_ok=True)
+        rows[extra.name] = {"demo_test_eer": evaluate(extra.name, target, ROOT / "params.yaml", args.out / extra.name)}
+        print(f"{extra.name}: demo test EER {100 * rows[extra.name]['demo_test_eer']:.2f}%", flush=True)
+    bench = {}
+    if not args.skip_bench:
+        out_json = args.out / "bench.json"
+        run(
+            [sys.executable, "-m", "tools.bench", "--models", str(models), "--labels", str(args.labels)]
+            + ["--metrics", str(args.out / "none"), "--out", str(out_json)],
+            args.out / "bench_log.txt",
+        )
+        bench = json.loads(out_json.read_text(encoding="utf-8"))["models"]
+    corpora = sorted({c for b in bench.values() for c in b.get("per_corpus", {})})
+    print(f"\n{stamp()}\n")
+    print("| variant | demo test EER | bench EER | " + " | ".join(corpora) + " | train s |")
+    print("|---" * (4 + len(corpora)) + "|")
+    for name in sorted(set(rows) | set(bench)):
+        demo = rows.get(name, {}).get("demo_test_eer")
+        b = bench.get(name, {})
+        cells = [f"{100 * demo:.2f}%" if demo is not None else "-", f"{100 * b['eer']:.2f}%" if "eer" in b else "-"]
+        cells += [f"{100 * b['per_corpus'][c]:.1f}%" if c in b.get("per_corpus", {}) else "-" for c in corpora]
+        cells.append(f"{rows[name]['train_wall_s']:.0f}" if "train_wall_s" in rows.get(name, {}) else "-")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    (args.out / "table.json").write_text(json.dumps({"rows": rows, "bench": bench}, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
