@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from deepfake_audio.audio import load_audio
 from deepfake_audio.errors import AudioError, EmptyAudio
-from deepfake_audio.io import read_json, write_csv, write_json, write_table
+from deepfake_audio.io import read_json, write_csv, write_json
 from deepfake_audio.logs import progress
 from deepfake_audio.params import AudioParams
 
@@ -223,6 +223,41 @@ class _ShardWriter:
         return self.shard + 1
 
 
+INDEX_ROW_GROUP = 65536
+"""Index rows buffered before they are written as one Parquet row group."""
+INDEX_SCHEMA = pa.schema(
+    [("utt_id", pa.string()), ("shard", pa.int32()), ("offset", pa.int64()), ("n_samples", pa.int64())]
+)
+
+
+class _IndexWriter:
+    """Streams index rows to ``index.parquet`` in row groups, so the index is never all in memory."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(path, INDEX_SCHEMA, compression="zstd")
+        self._rows: tuple[list, list, list, list] = ([], [], [], [])
+        self.n_rows = 0
+
+    def append(self, utt_id: str, shard: int, offset: int, n_samples: int) -> None:
+        for column, value in zip(self._rows, (utt_id, shard, offset, n_samples)):
+            column.append(value)
+        self.n_rows += 1
+        if len(self._rows[0]) >= INDEX_ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows[0]:
+            arrays = [pa.array(column, field.type) for column, field in zip(self._rows, INDEX_SCHEMA)]
+            self._writer.write_table(pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA))
+            self._rows = ([], [], [], [])
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
 def _within(path: Path, folder: Path) -> Path | None:
     """``path`` relative to ``folder`` if it lies inside it, else None."""
     try:
@@ -245,10 +280,11 @@ def write_store(
 ) -> dict:
     """Decode every clip of ``manifest`` once, in parallel, into a waveform store at ``out_dir``.
 
-    Workers (joblib, ``n_jobs`` processes) decode chunks of ``chunk_size`` clips; the chunks'
-    int16 samples are appended to the open shard in manifest order as they arrive, so memory is
-    bounded by the chunks in flight, not by the corpus (the index, a few dozen bytes per clip,
-    is the only thing that grows). The files are the same bytes whatever ``n_jobs``.
+    Workers (``n_jobs`` joblib/loky processes) decode chunks of ``chunk_size`` clips, at most two
+    chunks per worker in flight; the chunks' int16 samples are appended to the open shard in
+    manifest order as they arrive, so memory is bounded by the chunks in flight, not by the corpus
+    (the index is streamed to Parquet in row groups too). The files are the same bytes whatever
+    ``n_jobs``.
 
     The store is written into a temporary folder that replaces ``out_dir`` only once it is
     complete. ``rejects_path`` (columns ``utt_id, path, reason, detail``, as the features stage's)
@@ -275,26 +311,29 @@ def write_store(
         RuntimeError: when the rejected fraction exceeds ``max_reject_fraction`` (``out_dir`` is
             left as it was).
     """
-    from array import array
-
     if shard_mb <= 0:
         raise ValueError(f"shard_mb must be > 0, got {shard_mb}")
     if n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive count or -1 (all cores), got {n_jobs}")
     t0 = time.perf_counter()
     out_dir, raw_dir = Path(out_dir), Path(raw_dir)
-    utt_ids = manifest["utt_id"].astype(str).to_numpy()
-    paths = manifest["path"].astype(str).to_numpy()
+    utt_ids = manifest["utt_id"].to_numpy()  # no astype(str): a copy of every string
+    paths = manifest["path"].to_numpy()
     n_in = len(utt_ids)
+    duplicated = manifest["utt_id"].duplicated()
+    if duplicated.any():
+        raise ValueError(f"manifest: utt_id must be unique, {utt_ids[duplicated.argmax()]!r} appears more than once")
     chunks = (
-        [(u, str(resolve_path(p, raw_dir))) for u, p in zip(utt_ids[i : i + chunk_size], paths[i : i + chunk_size])]
+        [
+            (str(u), str(resolve_path(str(p), raw_dir)))
+            for u, p in zip(utt_ids[i : i + chunk_size], paths[i : i + chunk_size])
+        ]
         for i in range(0, n_in, chunk_size)
     )
     rejects: list[dict] = []
-    ids: list[str] = []
-    shards, offsets, lengths = array("i"), array("q"), array("q")  # 20 bytes a clip, not 100
     with atomic_dir(out_dir) as tmp:
         writer = _ShardWriter(tmp, shard_bytes=int(shard_mb * 2**20))
+        index = _IndexWriter(tmp / INDEX)
         try:
             results = _decoded_chunks(chunks, audio, n_jobs=n_jobs)
             n_chunks = -(-n_in // chunk_size)
@@ -302,12 +341,10 @@ def write_store(
                 rejects.extend(chunk_rejects)
                 for utt_id, clip in zip(chunk_ids, clips, strict=True):
                     shard, offset = writer.write(clip)
-                    ids.append(utt_id)
-                    shards.append(shard)
-                    offsets.append(offset)
-                    lengths.append(clip.size)
+                    index.append(utt_id, shard, offset, clip.size)
         finally:
             writer.close()
+            index.close()
         rejects_table = pd.DataFrame(rejects, columns=REJECT_COLUMNS)
         by_reason = dict(Counter(r["reason"] for r in rejects).most_common())
         fraction = len(rejects) / max(n_in, 1)
@@ -318,15 +355,6 @@ def write_store(
                 f"{len(rejects)} of {n_in} clips rejected ({fraction:.1%} > "
                 f"features.max_reject_fraction={max_reject_fraction}); top reasons: {top}; see {rejects_path}"
             )
-        index = pa.table(
-            {
-                "utt_id": pa.array(ids, pa.string()),
-                "shard": pa.array(np.frombuffer(shards, np.int32), pa.int32()),
-                "offset": pa.array(np.frombuffer(offsets, np.int64), pa.int64()),
-                "n_samples": pa.array(np.frombuffer(lengths, np.int64), pa.int64()),
-            }
-        )
-        write_table(tmp / INDEX, index, row_group_size=65536)
         write_json(
             tmp / META,
             {
@@ -335,7 +363,7 @@ def write_store(
                 "max_duration_s": audio.max_duration_s,
                 "min_duration_s": audio.min_duration_s,
                 "dtype": DTYPE.str,
-                "n_clips": len(ids),
+                "n_clips": index.n_rows,
                 "n_shards": writer.n_shards,
                 "total_samples": writer.total_samples,
             },
@@ -344,7 +372,7 @@ def write_store(
         write_csv(tmp / inside if inside is not None else rejects_path, rejects_table)
     return {
         "n_in": n_in,
-        "n_out": len(ids),
+        "n_out": index.n_rows,
         "n_rejected": len(rejects),
         "rejects_by_reason": by_reason,
         "n_shards": writer.n_shards,

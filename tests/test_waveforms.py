@@ -189,6 +189,12 @@ def test_same_bytes_whatever_n_jobs(clips: list[Path], tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
 
 
+def test_duplicate_ids_are_refused(clips: list[Path], tmp_path: Path) -> None:
+    manifest = pd.DataFrame({"utt_id": ["a", "b", "a"], "path": [str(p) for p in clips[:3]]})
+    with pytest.raises(ValueError, match="'a' appears more than once"):
+        _write(manifest, tmp_path / "store")
+
+
 def test_relative_paths_resolve_against_raw_dir(tmp_path: Path) -> None:
     assert resolve_path("demo/a.wav", Path("data/raw")) == Path("data/raw/demo/a.wav")
     assert resolve_path("data/raw/demo/a.wav", Path("data/raw")) == Path("data/raw/demo/a.wav")
