@@ -51,3 +51,16 @@ def test_a_string_with_a_space_is_refused(tmp_path: Path, capsys: pytest.Capture
     profile.write_text("train: {device: 'cu da'}\n", encoding="utf-8")
     assert main([str(profile), "--params", str(ROOT / "params.yaml")]) == 2
     assert "whitespace" in capsys.readouterr().err
+
+
+def test_the_ci_profile_loads_and_trains_every_kind_the_pipeline_ships() -> None:
+    """The gate covers every registered kind (but the opt-in worked example `logistic`)."""
+    from deepfake_audio.models import check_model_params, known_models
+    from deepfake_audio.params import params_from_dict
+    from tools.ci_profile import merge
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    profile = yaml.safe_load((ROOT / "ci" / "profile.yaml").read_text(encoding="utf-8"))
+    params = params_from_dict(merge(base, profile))
+    assert set(check_model_params(params)) == set(known_models()) - {"logistic"}
+    assert params.train.augment.prob > 0  # the waveform kinds train on augmented crops there
