@@ -230,7 +230,10 @@ def train_epoch(run: _Run, epoch: int) -> float:
 
 def val_epoch(run: _Run, dev: SplitData) -> tuple[float, float]:
     """Dev EER and its threshold of the current weights (rank 0's on every process)."""
-    dev_scores = predict_torch(run.net, dev.x, run.device, run.params.batch_size * 4)
+    # Feature batches are small: score 4 at a time; audio crops feed large activations (AASIST's
+    # 2-D encoder), so they go one training batch at a time.
+    batch_size = run.params.batch_size * (4 if isinstance(dev.x, np.ndarray) else 1)
+    dev_scores = predict_torch(run.net, dev.x, run.device, batch_size)
     dev_eer, threshold = compute_eer(dev.y, dev_scores)
     if run.world > 1:  # BatchNorm statistics differ a little between processes: rank 0 decides for all
         dev_eer, threshold = from_rank0([dev_eer, threshold], run.device)

@@ -261,3 +261,33 @@ def test_lcnn_wave_scores_like_an_lcnn_on_extracted_features(make_wav) -> None:
         by_features = lcnn(torch.from_numpy(scaler.transform_frames(frames)[:, rows].astype(np.float32)))
         by_audio = wave(torch.from_numpy(np.stack(clips)))
     torch.testing.assert_close(by_audio, by_features, atol=2e-3, rtol=1e-3)
+
+
+def test_the_same_seed_gives_the_same_augmented_batch_whatever_the_number_of_workers(
+    store: tuple[pd.DataFrame, Path],
+) -> None:
+    """train.augment as training applies it (every op, codecs included) in 0 and 2 DataLoader workers."""
+    from torch.utils.data import DataLoader
+
+    from deepfake_audio.models.waveform import _augmenter
+    from deepfake_audio.waveforms import WaveformSet, WaveformStore
+
+    manifest, waveforms = store
+    train = TrainParams(augment=WaveAugmentParams(prob=1.0, max_ops=3))
+    augment = _augmenter(train, AUDIO.sample_rate)
+    clips = WaveformSet(WaveformStore(waveforms), np.arange(12), n_samples=8000)
+    labels = np.arange(12) % 2
+    order = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6]
+
+    def batches(num_workers: int, epoch: int, seed: int = 3) -> list[np.ndarray]:
+        ds = clips.dataset(labels, seed=seed, train=True, augment=augment)
+        ds.set_epoch(epoch)
+        return [x.numpy() for x, _ in DataLoader(ds, batch_size=4, sampler=order, num_workers=num_workers)]
+
+    serial, parallel = batches(0, epoch=1), batches(2, epoch=1)
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+    plain = np.stack([clips.dataset(labels, seed=3, train=True).crop(k) for k in order[:4]])[:, None]
+    assert not np.array_equal(serial[0], plain)  # the ops did change the crops
+    assert not np.array_equal(serial[0], batches(0, epoch=2)[0])  # fresh draws next epoch
+    assert not np.array_equal(serial[0], batches(0, epoch=1, seed=4)[0])
