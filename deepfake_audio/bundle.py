@@ -180,6 +180,8 @@ def training_key(
     epoch, the feature reader) retrains every model.
     """
     train = {k: v for k, v in as_dict(train_params).items() if k not in ("models", "num_workers", "device")}
+    if kind.input != "waveform":  # waveform augmentation never reaches a feature model
+        train.pop("augment", None)
     described = {
         "model": kind.name,
         "hyper_parameters": kind.hyper_parameters(section),

@@ -167,7 +167,9 @@ class Predictor:
             float32 ``(n_rows, n_frames)`` for frame models, ``(n_features,)`` for table models,
             ``(1, n_samples)`` audio for waveform models.
         """
-        y = fix_length(np.asarray(y, dtype=np.float32), self.n_samples, pad=self.audio.pad, crop=self.audio.crop)
+        # A waveform model scores the first n_samples, repeat-padded, as evaluation reads the store.
+        pad, crop = ("repeat", "start") if self.bundle.kind.input == "waveform" else (self.audio.pad, self.audio.crop)
+        y = fix_length(np.asarray(y, dtype=np.float32), self.n_samples, pad=pad, crop=crop)
         return self._input(self, y)
 
     def score_signals(self, signals: list[np.ndarray], *, batch_size: int = 32) -> np.ndarray:

@@ -291,3 +291,20 @@ def test_the_same_seed_gives_the_same_augmented_batch_whatever_the_number_of_wor
     assert not np.array_equal(serial[0], plain)  # the ops did change the crops
     assert not np.array_equal(serial[0], batches(0, epoch=2)[0])  # fresh draws next epoch
     assert not np.array_equal(serial[0], batches(0, epoch=1, seed=4)[0])
+
+
+def test_train_augment_is_in_the_training_key_of_waveform_kinds_only(tmp_path: Path) -> None:
+    """Turning waveform augmentation on retrains the waveform models and keeps the feature models."""
+    from deepfake_audio.bundle import training_key
+
+    (tmp_path / "input").write_bytes(b"x")
+    on = TrainParams(augment=WaveAugmentParams(prob=0.5))
+
+    def key(name: str, section, train: TrainParams) -> str:
+        kind = get_model_kind(name)
+        return training_key(
+            kind, section=section, train_params=train, device="cpu", inputs=[tmp_path / "input"], code=[], config={}
+        )
+
+    assert key("cnn_lstm", ModelParams(), TrainParams()) == key("cnn_lstm", ModelParams(), on)
+    assert key("rawnet2", RawNet2Params(), TrainParams()) != key("rawnet2", RawNet2Params(), on)
