@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/waveform_table"))
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument(
+        "--merge-bench", type=Path, nargs="*", default=[], help="bench.json files of tools.bench to add rows from"
+    )
+    parser.add_argument("--no-copy", action="store_true", help="--extra bundles: evaluate in place, do not bench them")
+    parser.add_argument(
         "--report", type=Path, help="also write the table as markdown here (e.g. reports/waveform_table.md)"
     )
     args = parser.parse_args(argv)
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: demo test EER {100 * rows[name]['demo_test_eer']:.2f}%", flush=True)
     models = args.out / "models"
     for extra in args.extra:
-        target = models / extra.name
+        target = extra if args.no_copy else models / extra.name
         if not target.exists():
             shutil.copytree(extra, target)
         (args.out / extra.name).mkdir(parents=True, exist_ok=True)
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out / "bench_log.txt",
         )
         bench = json.loads(out_json.read_text(encoding="utf-8"))["models"]
+    for done in args.merge_bench:  # bundles already scored by `python -m tools.bench` (it takes a while for AASIST)
+        bench.update(json.loads(done.read_text(encoding="utf-8"))["models"])
     corpora = sorted({c for b in bench.values() for c in b.get("per_corpus", {})})
     print(f"\n{stamp()}\n")
     print("| variant | demo test EER | bench EER | " + " | ".join(corpora) + " | train s |")
