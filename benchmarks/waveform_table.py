@@ -88,7 +88,7 @@ def evaluate(name: str, bundle: Path, params_file: Path, work: Path) -> float:
     return json.loads((work / "metrics.json").read_text(encoding="utf-8"))["test"]["eer"]
 
 
-def train_and_evaluate(name: str, params: dict, out: Path) -> dict:
+def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: bool = False) -> dict:
     kind = next(iter(params["train"]["models"]))
     work = out / name
     work.mkdir(parents=True, exist_ok=True)
@@ -98,6 +98,8 @@ def train_and_evaluate(name: str, params: dict, out: Path) -> dict:
     log = work / "log.txt"
     py = sys.executable
     common = ["--params", str(params_file), "--manifest"]
+    if evaluate_only and (bundle / "config.json").exists():
+        return {"demo_test_eer": evaluate(name, bundle, params_file, work)}
     train_s = run(
         [
             py,
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/waveform_table"))
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument(
+        "--evaluate-only", action="store_true", help="a variant whose bundle exists is evaluated, not trained again"
+    )
+    parser.add_argument(
         "--merge-bench", type=Path, nargs="*", default=[], help="bench.json files of tools.bench to add rows from"
     )
     parser.add_argument("--no-copy", action="store_true", help="--extra bundles: evaluate in place, do not bench them")
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             kind, overrides = VARIANTS[name]
             params = variant_params(base, kind, overrides, epochs=args.epochs, n_samples=args.n_samples, extra={})
-        rows[name] = train_and_evaluate(name, params, args.out)
+        rows[name] = train_and_evaluate(name, params, args.out, evaluate_only=args.evaluate_only)
         print(f"{name}: demo test EER {100 * rows[name]['demo_test_eer']:.2f}%", flush=True)
     models = args.out / "models"
     for extra in args.extra:
