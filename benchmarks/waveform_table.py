@@ -98,8 +98,10 @@ def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: boo
     log = work / "log.txt"
     py = sys.executable
     common = ["--params", str(params_file), "--manifest"]
+    timing = work / "train_time.json"
     if evaluate_only and (bundle / "config.json").exists():
-        return {"demo_test_eer": evaluate(name, bundle, params_file, work)}
+        row = {"demo_test_eer": evaluate(name, bundle, params_file, work)}
+        return {**row, **(json.loads(timing.read_text(encoding="utf-8")) if timing.exists() else {})}
     train_s = run(
         [
             py,
@@ -115,6 +117,7 @@ def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: boo
         + ["--waveforms", "data/waveforms", "--out", str(bundle), "--live", str(work / "dvclive")],
         log,
     )
+    timing.write_text(json.dumps({"train_wall_s": train_s}), encoding="utf-8")
     return {"demo_test_eer": evaluate(name, bundle, params_file, work), "train_wall_s": train_s}
 
 
