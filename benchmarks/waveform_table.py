@@ -27,6 +27,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,14 @@ def evaluate(name: str, bundle: Path, params_file: Path, work: Path) -> float:
     return json.loads((work / "metrics.json").read_text(encoding="utf-8"))["test"]["eer"]
 
 
+def _train_time(timing: Path, log: Path) -> dict:
+    """The training wall time of an earlier run: its train_time.json, else the train stage's summary line."""
+    if timing.exists():
+        return json.loads(timing.read_text(encoding="utf-8"))
+    found = re.findall(r"train done in ([0-9.]+) s", log.read_text(encoding="utf-8")) if log.exists() else []
+    return {"train_wall_s": float(found[-1])} if found else {}
+
+
 def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: bool = False) -> dict:
     kind = next(iter(params["train"]["models"]))
     work = out / name
@@ -101,7 +110,7 @@ def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: boo
     timing = work / "train_time.json"
     if evaluate_only and (bundle / "config.json").exists():
         row = {"demo_test_eer": evaluate(name, bundle, params_file, work)}
-        return {**row, **(json.loads(timing.read_text(encoding="utf-8")) if timing.exists() else {})}
+        return {**row, **_train_time(timing, log)}
     train_s = run(
         [
             py,
