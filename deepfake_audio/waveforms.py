@@ -81,12 +81,13 @@ def to_int16(y: np.ndarray) -> np.ndarray:
 def resolve_path(path: str | Path, raw_dir: Path) -> Path:
     """A manifest path as a file to open.
 
-    Absolute paths and relative paths that already start with ``raw_dir`` (the download stage
-    writes ``data/raw/...``, relative to the repository root) are used as written; any other
-    relative path is taken to be relative to ``raw_dir``.
+    As the features stage reads it: as written (absolute, or relative to the working directory:
+    the download stage writes ``data/raw/...`` and sources that point at corpora in place write
+    their own paths). A relative path that names no file there is taken to be relative to
+    ``raw_dir``.
     """
     path, raw_dir = Path(path), Path(raw_dir)
-    if path.is_absolute() or path.parts[: len(raw_dir.parts)] == raw_dir.parts:
+    if path.is_absolute() or path.parts[: len(raw_dir.parts)] == raw_dir.parts or path.exists():
         return path
     return raw_dir / path
 

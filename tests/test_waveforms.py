@@ -201,6 +201,15 @@ def test_relative_paths_resolve_against_raw_dir(tmp_path: Path) -> None:
     assert resolve_path(tmp_path / "a.wav", Path("data/raw")) == tmp_path / "a.wav"
 
 
+def test_a_relative_path_that_names_a_file_is_read_as_written(tmp_path: Path, monkeypatch) -> None:
+    """As the features stage reads it: a manifest source's corpus outside data/raw (tests/test_e2e.py)."""
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.wav").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "corpus")
+    assert resolve_path("../corpus/a.wav", Path("data/raw")) == Path("../corpus/a.wav")
+    assert resolve_path("../corpus/b.wav", Path("data/raw")) == Path("data/raw/../corpus/b.wav")
+
+
 # ---------------------------------------------------------------- the store object
 
 
