@@ -97,6 +97,59 @@ def _train_time(timing: Path, log: Path) -> dict:
     return {"train_wall_s": float(found[-1])} if found else {}
 
 
+def finalize_checkpoint(params_file: Path, bundle: Path) -> str:
+    """Write the bundle of a training run stopped after some epochs from its last checkpoint.
+
+    The weights are the checkpoint's best epoch by dev EER, the config is what the train stage
+    writes (marked ``stopped_from_checkpoint``), and the calibration is fitted on dev, as the
+    train stage does. For runs cut short by a time budget; the table says how many epochs ran.
+    """
+    import pandas as pd
+    import torch
+
+    from deepfake_audio.bundle import bundle_config, calibrate, save_config
+    from deepfake_audio.inputs import InputSource, load_inputs
+    from deepfake_audio.io import read_json
+    from deepfake_audio.models import check_model_params
+    from deepfake_audio.params import load_params
+    from deepfake_audio.training import CHECKPOINT, WEIGHTS
+
+    params = load_params(params_file)
+    name, kind = next(iter(check_model_params(params).items()))
+    section = kind.section(params)
+    state = torch.load(bundle / CHECKPOINT, map_location="cpu", weights_only=True)
+    with (bundle / WEIGHTS).open("wb") as fh:
+        torch.save(state["best_state"], fh)
+    n_samples = kind.crop_samples(section, params.audio)
+    summary = {
+        "best_epoch": state["best"]["epoch"],
+        "dev_eer": state["best"]["dev_eer"],
+        "threshold": state["best"]["threshold"],
+        "epochs_run": state["epoch"] + 1,
+        "device": "cpu",
+        "n_features": 1,
+        "n_frames": n_samples,
+        "stopped_from_checkpoint": True,
+    }
+    scaler = read_json(ROOT / "data" / "scaled" / "scaler.json")
+    config = bundle_config(
+        kind,
+        summary,
+        section=section,
+        train_params=params.train,
+        audio=params.audio,
+        features=params.features,
+        scaler=scaler,
+        n_samples=n_samples,
+    )
+    save_config(bundle, config)
+    manifest = pd.read_parquet(ROOT / "data" / "features" / "manifest.parquet")
+    source = InputSource(scaled=ROOT / "data" / "scaled", waveforms=ROOT / "data" / "waveforms", n_samples=n_samples)
+    dev = load_inputs(manifest, input=kind.input, source=source, splits=["dev"])["dev"]
+    calibrate(bundle, dev.y, dev.x)
+    return f"{name}: {state['epoch'] + 1} epochs"
+
+
 def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: bool = False) -> dict:
     kind = next(iter(params["train"]["models"]))
     work = out / name
@@ -108,6 +161,8 @@ def train_and_evaluate(name: str, params: dict, out: Path, *, evaluate_only: boo
     py = sys.executable
     common = ["--params", str(params_file), "--manifest"]
     timing = work / "train_time.json"
+    if evaluate_only and not (bundle / "config.json").exists() and (bundle / "checkpoint.pt").exists():
+        print(f"{name}: bundle written from its checkpoint ({finalize_checkpoint(params_file, bundle)})", flush=True)
     if evaluate_only and (bundle / "config.json").exists():
         row = {"demo_test_eer": evaluate(name, bundle, params_file, work)}
         return {**row, **_train_time(timing, log)}
@@ -142,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/waveform_table"))
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument(
-        "--evaluate-only", action="store_true", help="a variant whose bundle exists is evaluated, not trained again"
+        "--evaluate-only",
+        action="store_true",
+        help="a variant whose bundle exists is evaluated, not trained again; one whose run was stopped gets "
+        "its bundle from the last checkpoint (best epoch by dev EER)",
     )
     parser.add_argument(
         "--merge-bench", type=Path, nargs="*", default=[], help="bench.json files of tools.bench to add rows from"
