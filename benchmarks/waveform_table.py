@@ -231,8 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         target = extra if args.no_copy else models / extra.name
         if not target.exists():
             shutil.copytree(extra, target)
-        (args.out / extra.name).mkdir(parents=True, exist_ok=True)
-        rows[extra.name] = {"demo_test_eer": evaluate(extra.name, target, ROOT / "params.yaml", args.out / extra.name)}
+        work = args.out / extra.name
+        work.mkdir(parents=True, exist_ok=True)
+        if args.evaluate_only and (work / "metrics.json").exists():
+            eer = json.loads((work / "metrics.json").read_text(encoding="utf-8"))["test"]["eer"]
+        else:
+            eer = evaluate(extra.name, target, ROOT / "params.yaml", work)
+        rows[extra.name] = {"demo_test_eer": eer}
         print(f"{extra.name}: demo test EER {100 * rows[extra.name]['demo_test_eer']:.2f}%", flush=True)
     bench = {}
     if not args.skip_bench:
