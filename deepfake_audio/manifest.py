@@ -7,11 +7,12 @@ import pandas as pd
 COLUMNS = ("utt_id", "path", "label", "speaker", "attack", "source", "duration_s", "sample_rate")
 """Binding columns, in this order. Extra columns may follow."""
 
-EXTRA_COLUMNS = ("eval_set", "partition", "content_hash", "engine", "engine_version")
+EXTRA_COLUMNS = ("eval_set", "partition", "content_hash", "engine", "engine_version", "voice")
 """Optional columns this project fills: the eval set a row belongs to ("" for the training pool);
 the corpus's official partition (train/dev/eval, "" where it has none); a hash of the decoded
 samples (identical audio has the same hash; "" if unreadable); and for generated spoofs the
-engine and its version."""
+engine, its version and the voice it spoke with ("-" for copy-synthesis, which keeps the source
+clip's voice)."""
 
 LABEL_VALUES = ("bonafide", "spoof")
 

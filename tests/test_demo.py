@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def tiny_inventory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[demo
         path.parent.mkdir(exist_ok=True)
         sf.write(path, _voice(1.0 + 0.3 * i, sr, i), sr, format=fmt, subtype=sub)
         items.append(demo.Bonafide(path, f"spk{i}", "en", f"word {i}", "test"))
-    monkeypatch.setattr(demo, "inventory", lambda: items)
+    monkeypatch.setattr(demo, "inventory", lambda exclude=(): items)
     return items
 
 
@@ -142,13 +143,17 @@ def test_build_is_deterministic_and_matches_source_rates(tiny_inventory, tmp_pat
     second = demo.build_demo(options, out_dir=tmp_path / "b", n_jobs=1)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert len(first) == 3 * 3 and (first["label"] == "spoof").sum() == 6
-    cols = ["utt_id", "label", "speaker", "attack", "sample_rate", "duration_s", "engine", "engine_version"]
+    cols = ["utt_id", "label", "speaker", "attack", "sample_rate", "duration_s", "engine", "engine_version", "voice"]
     assert first[cols].equals(second[cols])
     for _, row in first.iterrows():
         assert sf.info(row["path"]).samplerate == row["sample_rate"]
     by_speaker = first.groupby("speaker")["sample_rate"].nunique()
     assert (by_speaker == 1).all(), "every spoof keeps its source clip's sample rate"
     assert set(first.loc[first.label == "spoof", "engine_version"]) and "" not in set(first["engine_version"])
+    voices = first.set_index("attack")["voice"]
+    assert set(voices.loc[["-", "A07", "A08"]]) == {"-"}  # bona fide and copy-synthesis keep the source's voice
+    espeak = first[first.attack == "A01"]
+    assert espeak["voice"].tolist() == [eng.get_engine("A01").voice_name(lang, 0) for lang in espeak["language"]]
 
 
 @pytest.mark.skipif(not HAVE_DEBIAN_SPEECH, reason="Debian speech packages not installed")
@@ -183,3 +188,48 @@ def test_plan_does_not_depend_on_where_the_checkout_lives() -> None:
 @pytest.mark.skipif(not HAVE_DEBIAN_SPEECH, reason="Debian speech packages not installed")
 def test_inventory_origins_carry_no_venv_path() -> None:
     assert not [i.origin for i in demo.inventory() if ".venv" in i.origin or "site-packages" in i.origin]
+
+
+@pytest.mark.skipif(not eng.get_engine("A07").available(), reason="pyworld missing")
+def test_a_text_an_engine_cannot_say_costs_that_spoof_only(
+    tiny_inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    flite = eng.get_engine("A05")
+
+    def speak(self, texts, language, seed):  # "word 1" is what espeak-ng does to unpointed Hebrew
+        if texts == ["word 1"]:
+            raise RuntimeError("A05 flite produced only silence")
+        return [(0.1 * np.sin(np.arange(8000, dtype=np.float32) / 9.0), 8000) for _ in texts]
+
+    monkeypatch.setattr(type(flite), "available", lambda self: True)
+    monkeypatch.setattr(type(flite), "_synthesize_many", speak)
+    monkeypatch.setattr(type(flite), "version", lambda self: "flite test")
+    options = from_dict(demo.DemoOptions, {"attacks": ["A05", "A07"], "spoofs_per_bonafide": 2}, prefix="d")
+    with caplog.at_level(logging.WARNING):
+        manifest = demo.build_demo(options, out_dir=tmp_path / "out", n_jobs=1)
+    assert sorted(manifest["utt_id"].str.split("_").str[0]) == ["A05", "A05", "A07", "A07", "A07", "bf", "bf", "bf"]
+    assert "A05_spk1_clip1" not in set(manifest["utt_id"])
+    assert "no A05 spoof of" in caplog.text and "5 of 6 planned spoofs made" in caplog.text
+
+
+def test_exclude_bonafide_is_checked() -> None:
+    with pytest.raises(ParamError, match="exclude_bonafide"):
+        from_dict(demo.DemoOptions, {"exclude_bonafide": ["no-such-package"]}, prefix="d")
+    with pytest.raises(ParamError, match="leaves no bona fide"):
+        from_dict(demo.DemoOptions, {"exclude_bonafide": list(demo.PROVIDERS)}, prefix="d")
+
+
+@pytest.mark.skipif(not (demo.ASTERISK / demo.ASTERISK_VOICES[0][0]).is_dir(), reason="asterisk prompts not installed")
+def test_asterisk_prompts_are_read_sentences_with_their_transcripts() -> None:
+    items = demo._asterisk()
+    english = [i for i in items if i.language == "en"]
+    french = [i for i in items if i.language == "fr"]
+    assert len(english) > 300 and len(french) > 300
+    assert {i.speaker for i in english} == {"asterisk-allison"} and {i.speaker for i in french} == {"asterisk-june"}
+    by_name = {i.path.stem: i.text for i in english}
+    assert by_name["check-number-dial-again"] == "Please check the number and dial again."
+    assert "beep" not in by_name and "ascending-2tone" not in by_name  # tones are not speech
+    assert all(i.text is None for i in french)  # no French transcript ships: vocoders only
+    assert not {"beep", "ascending-2tone"} & {i.path.stem for i in french}
+    without = demo.inventory(exclude=("asterisk-core-sounds",))
+    assert not [i for i in without if i.speaker.startswith("asterisk")]

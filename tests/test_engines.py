@@ -34,7 +34,11 @@ EXPECTED_TABLE = [
     ("A07", "world", "vocoder"),
     ("A08", "griffin-lim", "vocoder"),
     ("A09", "mlsa", "vocoder"),
+    ("A10", "kokoro-82m", "tts"),
+    ("A11", "hifigan-universal", "vocoder"),
+    ("A12", "lpcnet-codec2", "vocoder"),
 ]
+MULTILINGUAL = ("espeak-ng", "kokoro-82m")
 
 
 def _param(engine: E.Engine) -> object:
@@ -192,7 +196,7 @@ def test_tts_version_and_languages(engine: E.Engine) -> None:
     assert languages is not None and "en" in languages
 
 
-@pytest.mark.parametrize("engine", [_param(e) for e in TTS if e.name != "espeak-ng"])
+@pytest.mark.parametrize("engine", [_param(e) for e in TTS if e.name not in MULTILINGUAL])
 def test_english_only_engines_refuse_other_languages(engine: E.Engine) -> None:
     assert engine.languages() == frozenset({"en"})
     with pytest.raises(ValueError, match="English only"):
@@ -227,6 +231,64 @@ def test_espeak_speaks_other_languages() -> None:
         _assert_audio(y)
         assert y.size > 0.2 * rate
     assert not np.array_equal(french, E.synthesize(ESPEAK, "bonjour", language="en", seed=0)[0])
+
+
+KOKORO = E.get_engine("kokoro-82m")
+KOKORO_VOCAB = {ch: i for i, ch in enumerate(",. ʤʧʦʨIWAOYQabdefhiklmnoprstuvwzæðŋɐɑɔəɛɜɡɪɹʁʃʊʌʒˈˌː")}
+
+
+def test_kokoro_phonemes_map_espeak_ties_and_drop_unknown_symbols() -> None:
+    ipa = "həlˈo^ʊ ðˈɛ^ɹ\nd^ʒˈʌd^ʒ t^ʃˈɛ^ɹ\n"
+    english = E.kokoro_phonemes(ipa, english=True, vocab=KOKORO_VOCAB)
+    assert english == "həlˈO ðˈɛɹ, ʤˈʌʤ ʧˈɛɹ."  # clauses joined, ties merged, the ending a full stop
+    # Diphthong letters are English conventions: other languages keep both vowels.
+    assert E.kokoro_phonemes("lˈa^ɪ\n", english=False, vocab=KOKORO_VOCAB) == "lˈaɪ."
+    # Precomposed letters lose their diacritic, not the letter; unknown symbols are dropped.
+    assert E.kokoro_phonemes("kˌo̞nnitɕˈihä\n", english=False, vocab=KOKORO_VOCAB) == "kˌonnitˈiha."
+    assert E.kokoro_phonemes("\n  \n", english=True, vocab=KOKORO_VOCAB) == ""
+
+
+def test_kokoro_chunks_fit_the_context_and_cut_after_clauses() -> None:
+    clause = "a" * 300 + ","
+    chunks = E._kokoro_chunks(f"{clause} {clause} {'b' * 1200}.")
+    assert all(0 < len(c) <= E._KOKORO_MAX_TOKENS for c in chunks)
+    assert chunks[0] == clause and chunks[1] == clause  # two clauses would not fit in one piece
+    assert "".join(chunks[2:]) == "b" * 1200 + "."  # one clause longer than the context is cut
+    assert E._kokoro_chunks("hello.") == ["hello."]
+    assert E._kokoro_chunks(", .") == []
+
+
+@pytest.mark.skipif(not KOKORO.available(), reason=f"kokoro-82m not installed ({KOKORO.packages})")
+def test_kokoro_voices_languages_and_unspeakable_text() -> None:
+    voices = KOKORO.voices()  # type: ignore[attr-defined]
+    assert len(voices) == 5
+    picked = [KOKORO.voice_name("en", seed) for seed in range(10)]
+    assert sorted(set(picked)) == sorted(voices)  # the seed spreads clips over every voice
+    a, rate = E.synthesize(KOKORO, WORD, language="en", seed=0)
+    b, _ = E.synthesize(KOKORO, WORD, language="en", seed=1)
+    assert rate == 24000 and not np.array_equal(a, b)  # another voice, other samples
+    french, _ = E.synthesize(KOKORO, "bonjour", language="fr", seed=0)
+    russian, _ = E.synthesize(KOKORO, "привет", language="ru", seed=0)
+    for y in (french, russian):
+        _assert_audio(y)
+        assert 0.2 * rate < y.size < 3 * rate
+    assert "ʁ" in KOKORO.phonemes("bonjour", "fr")  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="no phoneme"):
+        E.synthesize(KOKORO, "...", language="en", seed=0)
+
+
+@pytest.mark.skipif(not KOKORO.available(), reason=f"kokoro-82m not installed ({KOKORO.packages})")
+def test_kokoro_refuses_corrupted_model_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = E._kokoro_resource
+
+    def corrupt(relative: str, package: str = E._KOKORO_PACKAGE) -> bytes:
+        data = real(relative, package)
+        return data[:-1] + bytes([data[-1] ^ 1]) if package == E._KOKORO_PARTS[-1] else data
+
+    monkeypatch.setattr(E, "_kokoro_resource", corrupt)
+    monkeypatch.setattr(E, "_KOKORO_CACHE", {})
+    with pytest.raises(MissingEngineError, match="SHA-256"):
+        E.synthesize(KOKORO, WORD, language="en", seed=0)
 
 
 FESTIVAL_KAL = E.get_engine("festival-diphone-kal")

