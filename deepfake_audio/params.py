@@ -680,10 +680,12 @@ class ModelParams:
     # Frame groups the 1-D sequence models (cnn_lstm, cnn_bilstm_attention, cnn, lstm) read.
     sequence_groups: tuple[str, ...] = SEQUENCE_GROUPS
     image_group: str = "log_mel"  # the (bands x frames) image cnn2d reads: log_mel, cqt or lfcc
+    image_pool: int = 2  # cnn2d averages its image over pool x pool cells first (1: full resolution)
 
     def validate(self, prefix: str) -> None:
         # Whether the groups exist and are extracted is checked by models.check_model_params.
         for name in (
+            "image_pool",
             "conv_channels",
             "n_conv_blocks",
             "kernel_size",

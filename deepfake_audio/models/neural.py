@@ -175,16 +175,21 @@ class LSTM(nn.Module):
 
 class CNN2D(nn.Module):
     """A 2-D CNN with BatchNorm on a (bands x frames) image, by default the 128-band log-mel
-    spectrogram of seeds 003 and 004: ``n_conv_blocks`` x (Conv2d 3x3, BatchNorm, ReLU, MaxPool
-    2x2), channels doubling from ``conv_channels / 4``, then global average pooling and a dense head.
+    spectrogram of seeds 003 and 004: an average over ``image_pool`` x ``image_pool`` cells, then
+    ``n_conv_blocks`` x (Conv2d 3x3, BatchNorm, ReLU, MaxPool 2x2), channels doubling from
+    ``conv_channels / 4``, then global average pooling and a dense head.
 
-    Uses ``model``: conv_channels, n_conv_blocks, dense_units, dropout, image_group.
+    The first pooling is the cost lever: the convolutions at full resolution (128 x 251 for 4 s)
+    took most of a CPU pipeline run's time, and a pool of 2 cuts their work about 4 times
+    (``image_pool: 1`` is the seed projects' model).
+
+    Uses ``model``: conv_channels, n_conv_blocks, dense_units, dropout, image_group, image_pool.
     """
 
     def __init__(self, n_features: int, n_frames: int, params: ModelParams) -> None:
         super().__init__()
-        _check_pooling(min(n_features, n_frames), params.n_conv_blocks)
-        layers: list[nn.Module] = []
+        _check_pooling(min(n_features, n_frames) // params.image_pool, params.n_conv_blocks)
+        layers: list[nn.Module] = [nn.AvgPool2d(params.image_pool)] if params.image_pool > 1 else []
         channels, width = 1, max(params.conv_channels // 4, 1)
         for _ in range(params.n_conv_blocks):
             layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
@@ -333,7 +338,7 @@ register_model(
     neural_kind(
         "cnn2d",
         CNN2D,
-        uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group",),
+        uses=("conv_channels", "n_conv_blocks") + HEAD_KEYS + ("image_group", "image_pool"),
         input_groups=lambda p: (p.image_group,),
     )
 )
