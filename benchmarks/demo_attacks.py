@@ -90,6 +90,9 @@ def run_variant(name: str, work: Path, labels: Path) -> dict:
     if done.exists():
         return json.loads(done.read_text(encoding="utf-8"))
     env = _env()
+    if (work / "repro.json").exists():  # built and trained: only the scoring is left
+        run = json.loads((work / "repro.json").read_text(encoding="utf-8"))
+        return _score(name, work, labels, env, run["repro_s"], run["stage_s"])
     base = work.parent / SAME_CORPUS.get(name, "")
     if name in SAME_CORPUS and (base / "result.json").exists():
         # The same corpus as a finished variant: start from its repository (and DVC cache), so
@@ -115,6 +118,12 @@ def run_variant(name: str, work: Path, labels: Path) -> dict:
         parts = line.split(" done in ")
         if len(parts) == 2 and parts[1].split(" s")[0].replace(".", "", 1).isdigit():
             stages[parts[0].split()[-1]] = float(parts[1].split(" s")[0])
+    (work / "repro.json").write_text(json.dumps({"repro_s": repro_s, "stage_s": stages}), encoding="utf-8")
+    return _score(name, work, labels, env, repro_s, stages)
+
+
+def _score(name: str, work: Path, labels: Path, env: dict[str, str], repro_s: float, stages: dict) -> dict:
+    """Score every bundle of a finished run on the bench and gather the metrics into result.json."""
     _run(
         [
             sys.executable,
@@ -136,9 +145,10 @@ def run_variant(name: str, work: Path, labels: Path) -> dict:
     manifest = pd.read_parquet(work / "data" / "split" / "manifest.parquet")
     models = {}
     for path in sorted((work / "metrics").glob("*.json")):
-        if path.name == "machine.json":
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        if "test" not in metrics:  # split.json, summary.json: not a model's metrics
             continue
-        test = json.loads(path.read_text(encoding="utf-8"))["test"]
+        test = metrics["test"]
         b = bench.get(path.stem, {})
         models[path.stem] = {
             "test_eer": test["eer"],
@@ -157,7 +167,7 @@ def run_variant(name: str, work: Path, labels: Path) -> dict:
         },
         "models": models,
     }
-    done.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    (work / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     return result
 
 
