@@ -113,17 +113,27 @@ def run_variant(name: str, work: Path, labels: Path) -> dict:
     if res.returncode != 0:
         raise SystemExit(f"demo_attacks: dvc repro failed in {work}; see {work / 'repro.log'}")
     repro_s = time.perf_counter() - t0
-    stages = {}
-    for line in (work / "repro.log").read_text(encoding="utf-8").splitlines():
-        parts = line.split(" done in ")
-        if len(parts) == 2 and parts[1].split(" s")[0].replace(".", "", 1).isdigit():
-            stages[parts[0].split()[-1]] = float(parts[1].split(" s")[0])
+    stages = stage_times(work / "repro.log")
     (work / "repro.json").write_text(json.dumps({"repro_s": repro_s, "stage_s": stages}), encoding="utf-8")
     return _score(name, work, labels, env, repro_s, stages)
 
 
+def stage_times(log_file: Path) -> dict[str, float]:
+    """Seconds per stage from the stages' summary lines ("<stage> done in <s> s"), summed over the
+    stages of one name (every train@<model> counts to "train")."""
+    times: dict[str, float] = {}
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        head, sep, tail = line.partition(" done in ")
+        seconds = tail.split(" s")[0]
+        if sep and head.split() and seconds.replace(".", "", 1).isdigit():
+            name = head.split()[-1]
+            times[name] = times.get(name, 0.0) + float(seconds)
+    return times
+
+
 def _score(name: str, work: Path, labels: Path, env: dict[str, str], repro_s: float, stages: dict) -> dict:
     """Score every bundle of a finished run on the bench and gather the metrics into result.json."""
+    stages = stage_times(work / "repro.log")
     _run(
         [
             sys.executable,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.demo_attacks import NEW_ATTACKS, VARIANTS, table
+from benchmarks.demo_attacks import NEW_ATTACKS, VARIANTS, stage_times, table
 from deepfake_audio.params import params_from_dict
 from deepfake_audio.sources import parse_spec
 from tools.ci_profile import merge
@@ -55,3 +55,16 @@ def test_table_rows_columns_and_held_out_attacks() -> None:
     # A11 was not scored: "-"; seen attacks are averaged without the held-out ones.
     assert "| xgboost | 60.0 | - | 45.0 | 20.0 |" in lines
     assert any(line.startswith("| before | A01-A09") and "| 30 / 9 / 4 | 612 | 301 |" in line for line in lines)
+
+
+def test_stage_times_sum_the_stages_of_one_name(tmp_path: Path) -> None:
+    log = tmp_path / "repro.log"
+    log.write_text(
+        "Running stage 'download':\n"
+        "14:49:49 INFO stages.download: download done in 321.9 s: 2127 clips\n"
+        "14:51:44 INFO stages.train: train done in 43.9 s: cnn_lstm on cpu\n"
+        "14:52:43 INFO stages.train: train done in 54.1 s: cnn on cpu\n"
+        "a line that says done in nothing\n",
+        encoding="utf-8",
+    )
+    assert stage_times(log) == {"download": 321.9, "train": 98.0}
