@@ -100,7 +100,7 @@ class DemoOptions:
 
     # 10, not 16 as before Kokoro, HiFi-GAN and LPCNet: each of their spoofs costs about 1 s of CPU,
     # three times an older engine's, and `make repro` must stay within 10 minutes on 2 cores (at 12
-    # it took 677 s on a 2-core Xeon, benchmarks/demo_attacks.py).
+    # it took 677 s on a 2-core AMD EPYC, benchmarks/demo_attacks.py).
     max_bonafide_per_speaker: int = 10
     spoofs_per_bonafide: int = 2
     attacks: tuple[str, ...] = ()
