@@ -206,6 +206,9 @@ def table(results: list[dict]) -> str:
             out.append(f"| {model} | " + " | ".join(_pct(per.get(a)) for a in NEW_ATTACKS) + f" | {_pct(mean_seen)} |")
         out.append("")
     out += [
+        "`dvc repro` s: the variant's own wall time (for a variant that reuses another's corpus, from the split",
+        "on); a run that shared the CPU with other jobs, or was paused, reads slower than it is.",
+        "",
         "| variant | corpus | clips (train / dev / test) | `dvc repro` s | demo build s |",
         "|---|---|---|---:|---:|",
     ]
