@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tools.ci_profile import _run, build_repo, merge
+from tools.ci_profile import _run, build_repo, merge, scratch_env
 from tools.stamp import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,27 +68,12 @@ DESCRIPTION = {
 log = logging.getLogger("demo_attacks")
 
 
-def _env() -> dict[str, str]:
-    env = dict(
-        os.environ,
-        DVC_NO_ANALYTICS="1",
-        PYTHONHASHSEED="0",
-        GIT_AUTHOR_NAME="bench",
-        GIT_AUTHOR_EMAIL="bench@localhost",
-        GIT_COMMITTER_NAME="bench",
-        GIT_COMMITTER_EMAIL="bench@localhost",
-    )
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
-    return env
-
-
 def run_variant(name: str, work: Path, labels: Path) -> dict:
     """Run (or re-read) one variant; returns its result (also written to ``work/result.json``)."""
     done = work / "result.json"
     if done.exists():
         return json.loads(done.read_text(encoding="utf-8"))
-    env = _env()
+    env = scratch_env("bench")
     if (work / "repro.json").exists():  # built and trained: only the scoring is left
         run = json.loads((work / "repro.json").read_text(encoding="utf-8"))
         return _score(name, work, labels, env, run["repro_s"], run["stage_s"])

@@ -82,6 +82,23 @@ def tracked_files(root: Path) -> list[str]:
     return [p for p in out.decode().split("\0") if p and not p.startswith("ci/metrics/") and (root / p).is_file()]
 
 
+def scratch_env(author: str) -> dict[str, str]:
+    """The environment of a scratch pipeline run: no DVC analytics, a fixed hash seed, a git
+    identity for its commits, this interpreter's tools first on PATH and no PYTHONPATH."""
+    env = dict(
+        os.environ,
+        DVC_NO_ANALYTICS="1",
+        PYTHONHASHSEED="0",
+        GIT_AUTHOR_NAME=author,
+        GIT_AUTHOR_EMAIL=f"{author}@localhost",
+        GIT_COMMITTER_NAME=author,
+        GIT_COMMITTER_EMAIL=f"{author}@localhost",
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def build_repo(work: Path, profile: Path, env: dict[str, str]) -> None:
     """Copy the tracked project into ``work``, apply the profile and make it a git + DVC repository."""
     for rel in tracked_files(ROOT):
@@ -151,17 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--profile {args.profile} does not exist")
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: need at least 1")
-    env = dict(
-        os.environ,
-        DVC_NO_ANALYTICS="1",
-        PYTHONHASHSEED="0",
-        GIT_AUTHOR_NAME="ci",
-        GIT_AUTHOR_EMAIL="ci@localhost",
-        GIT_COMMITTER_NAME="ci",
-        GIT_COMMITTER_EMAIL="ci@localhost",
-    )
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
+    env = scratch_env("ci")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="deepfake-audio-ci-"))
     if args.workdir and args.workdir.exists() and any(args.workdir.iterdir()):
         parser.error(f"--workdir {args.workdir} must be empty or absent")

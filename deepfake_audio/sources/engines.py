@@ -38,10 +38,10 @@ import tempfile
 import threading
 import types
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -357,6 +357,21 @@ def _has_module(name: str) -> bool:
         return False
 
 
+_T = TypeVar("_T")
+
+
+def _per_process(cache: dict[int, _T], lock: threading.Lock, load: Callable[[], _T]) -> _T:
+    """``load()`` once per process and keep it in ``cache`` (keyed by pid: a forked child loads its own)."""
+    pid = os.getpid()
+    with lock:
+        value = cache.get(pid)
+        if value is None:
+            cache.clear()
+            value = load()
+            cache[pid] = value
+        return value
+
+
 @functools.cache
 def _cli_version(binary: str, args: tuple[str, ...], pattern: str) -> str:
     """First regex group of a binary's version output ('unknown' if it does not match)."""
@@ -624,14 +639,7 @@ class _PiperEngine(Engine):
 
     def _voice(self) -> PiperVoice:
         """The loaded voice, once per process (keyed by pid so a forked child loads its own)."""
-        pid = os.getpid()
-        with _PIPER_LOCK:
-            voice = _PIPER_CACHE.get(pid)
-            if voice is None:
-                _PIPER_CACHE.clear()
-                voice = self._load()
-                _PIPER_CACHE[pid] = voice
-            return voice
+        return _per_process(_PIPER_CACHE, _PIPER_LOCK, self._load)
 
     def _load(self) -> PiperVoice:
         import json
@@ -739,14 +747,7 @@ class _KokoroEngine(Engine):
 
     def _model(self) -> tuple[object, dict[str, int], dict[str, np.ndarray]]:
         """(session, vocabulary, voices), once per process (keyed by pid: a forked child loads its own)."""
-        pid = os.getpid()
-        with _KOKORO_LOCK:
-            model = _KOKORO_CACHE.get(pid)
-            if model is None:
-                _KOKORO_CACHE.clear()
-                model = _load_kokoro()
-                _KOKORO_CACHE[pid] = model
-            return model
+        return _per_process(_KOKORO_CACHE, _KOKORO_LOCK, _load_kokoro)
 
     def _synthesize_many(self, texts: list[str], language: str, seed: int) -> list[tuple[np.ndarray, int]]:
         session, vocab, voices = self._model()
@@ -1151,14 +1152,7 @@ class _HifiganEngine(Engine):
         )
 
     def _model(self) -> object:
-        pid = os.getpid()
-        with _HIFIGAN_LOCK:
-            model = _HIFIGAN_CACHE.get(pid)
-            if model is None:
-                _HIFIGAN_CACHE.clear()
-                model = self._load()
-                _HIFIGAN_CACHE[pid] = model
-            return model
+        return _per_process(_HIFIGAN_CACHE, _HIFIGAN_LOCK, self._load)
 
     def _load(self) -> object:
         import contextlib
