@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages: TTS engines and voices, and the real human speech the demo corpus is made of.
 APT_PACKAGES := espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite \
                 ktuberling-data klettres-data pocketsphinx-testdata alsa-utils \
-                asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav codec2 libsndfile1 git chromium
+                asterisk-core-sounds-en asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav codec2 libsndfile1 git chromium
 # chromium: the headless browser that tests/test_app_browser.py drives with Playwright (Playwright
 # downloads no browser of its own here).
 
