@@ -53,6 +53,11 @@ class Bundle:
         return self.kind.section_from_config(self.config)
 
     @property
+    def input(self) -> str:
+        """What it reads (:data:`deepfake_audio.models.INPUTS`), as it was trained."""
+        return str(self.config.get("input", self.kind.input))
+
+    @property
     def frame_groups(self) -> tuple[str, ...] | None:
         """The frame groups the model reads (``None``: all of its input)."""
         return self.kind.groups(self.section)
@@ -97,7 +102,7 @@ def bundle_config(
     return {
         "schema_version": SCHEMA_VERSION,
         "model": kind.name,
-        "input": kind.input,
+        "input": kind.input_for(section),
         "params_section": kind.params_section,
         "hyper_parameters": as_dict(section),
         "train": as_dict(train_params),
@@ -180,7 +185,7 @@ def training_key(
     epoch, the feature reader) retrains every model.
     """
     train = {k: v for k, v in as_dict(train_params).items() if k not in ("models", "num_workers", "device")}
-    if kind.input != "waveform":  # waveform augmentation never reaches a feature model
+    if kind.input_for(section) != "waveform":  # waveform augmentation reaches only models that read audio crops
         train.pop("augment", None)
     described = {
         "model": kind.name,

@@ -229,6 +229,25 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ssl(args: argparse.Namespace) -> int:
+    from deepfake_audio.frontends import ssl
+
+    try:
+        if args.action == "random":
+            out = ssl.save_random(args.out, args.family, seed=args.seed)
+            print(f"{out}: a randomly initialised {ssl.FAMILIES[args.family]} of the test size (not trained)")
+            return 0
+        frontend = ssl.load_frontend(args.checkpoint, layer=None, normalize=None)
+    except ValueError as exc:
+        return _usage_error("ssl", str(exc))
+    about = ssl.describe(frontend)
+    print(
+        f"{args.checkpoint}: {ssl.resolve_checkpoint(args.checkpoint)}; {ssl.FAMILIES[about['model_type']]}, "
+        f"{about['parameters']:,} weights, {about['n_layers']} hidden states of {about['hidden_size']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-audio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +331,21 @@ def main(argv: list[str] | None = None) -> int:
         "and score calibration on (default: threshold 0 on the bona fide logit, no calibration)",
     )
     i.set_defaults(func=_cmd_import)
+    ss = sub.add_parser(
+        "ssl",
+        help="check a self-supervised checkpoint loads offline, or save a random one of the test size",
+        description="check CHECKPOINT: resolve and load ssl.checkpoint (a folder, or a hub id in the "
+        "local Hugging Face cache) as the pipeline would. random --family F --out DIR: save a randomly "
+        "initialised model of a tiny size (tests, CI, trying the pipeline offline).",
+    )
+    ss_sub = ss.add_subparsers(dest="action", required=True)
+    sc = ss_sub.add_parser("check", help="load a checkpoint as the pipeline would")
+    sc.add_argument("checkpoint", help="a folder or a hub id")
+    sr = ss_sub.add_parser("random", help="save a random tiny model of a family")
+    sr.add_argument("--family", choices=("wav2vec2", "wavlm", "hubert"), default="wav2vec2")
+    sr.add_argument("--out", type=Path, required=True)
+    sr.add_argument("--seed", type=int, default=0)
+    ss.set_defaults(func=_cmd_ssl)
     g = sub.add_parser("gate", help="exit 1 when a metric got worse than at a git revision (params.yaml: gate)")
     g.add_argument("--against", default="HEAD", metavar="REV", help="git revision to compare with (default: HEAD)")
     g.add_argument("--targets", nargs="+", metavar="PATH", help="metrics files (default: gate.targets, else all)")

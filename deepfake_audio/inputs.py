@@ -46,11 +46,13 @@ class InputSource:
         scaled: the standardize stage's folder (frame and utterance features).
         waveforms: the waveforms stage's folder (the memory-mapped audio store), for waveform models.
         n_samples: the crop length of a waveform model, in samples.
+        embeddings: the embeddings stage's folder (a frozen SSL front-end's output), for SSL back-ends.
     """
 
     scaled: Path | None = None
     waveforms: Path | None = None
     n_samples: int | None = None
+    embeddings: Path | None = None
 
 
 def _read_frames(src: InputSource, groups: tuple[str, ...] | None) -> tuple[list[str], np.ndarray]:
@@ -73,6 +75,13 @@ def _read_waveform(src: InputSource, groups: tuple[str, ...] | None) -> tuple[li
     return list(store.utt_ids), WaveformSet(store, np.arange(len(store), dtype=np.int64), n_samples=src.n_samples)
 
 
+def _read_embeddings(src: InputSource, groups: tuple[str, ...] | None) -> tuple[list[str], Any]:
+    from deepfake_audio.embeddings import EmbeddingSet, EmbeddingStore
+
+    store = EmbeddingStore(_need(src.embeddings, "embeddings", "embeddings"))
+    return list(store.utt_ids), EmbeddingSet(store, np.arange(len(store), dtype=np.int64))
+
+
 def _need(path: Path | None, input: str, folder: str) -> Path:
     if path is None:
         raise ValueError(f"{input} inputs are read from the {folder} folder, and none was given")
@@ -83,6 +92,7 @@ READERS: dict[str, Callable[[InputSource, tuple[str, ...] | None], tuple[list[st
     "frames": _read_frames,
     "utterances": _read_utterances,
     "waveform": _read_waveform,
+    "embeddings": _read_embeddings,
 }
 """Input name -> ``reader(source, groups) -> (utt_ids, x)``; ``x[rows]`` takes rows of it."""
 
@@ -92,8 +102,8 @@ TABLES = {"frames": "frames.parquet", "utterances": "utterances.parquet"}
 
 def input_files(input: str, src: InputSource) -> list[Path]:
     """The files an input is read from: what a training run's key hashes."""
-    if input == "waveform":
-        root = _need(src.waveforms, input, "waveforms")
+    if input in ("waveform", "embeddings"):
+        root = _need(src.waveforms if input == "waveform" else src.embeddings, input, input)
         return sorted(p for p in root.iterdir() if p.is_file() and p.name != "rejects.csv")
     scaled = _need(src.scaled, input, "scaled")
     return [scaled / TABLES[input], scaled / "scaler.json"]

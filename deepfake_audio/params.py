@@ -702,6 +702,35 @@ class ModelParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class SSLParams:
+    """``ssl``: the self-supervised speech front-end (wav2vec 2.0 / XLS-R, WavLM, HuBERT) that the
+    ``ssl_*`` model kinds share (:mod:`deepfake_audio.frontends.ssl`)."""
+
+    # A folder with config.json and model.safetensors (or pytorch_model.bin, read weights-only), or a
+    # hub id (facebook/wav2vec2-xls-r-300m) resolved from the local Hugging Face cache; nothing is
+    # downloaded. Folders under models/ssl are DVC dependencies of the stages they feed.
+    checkpoint: str | None = None
+    layer: int | None = None  # null: a learned softmax-weighted sum of every hidden state; k: hidden state k alone
+    freeze: bool = True  # true: embeddings computed once (data/embeddings); false: fine-tuned with the back-end
+    lr: float = 1.0e-5  # the front-end's learning rate when fine-tuned (the back-end trains at train.lr)
+    n_samples: int = 64600  # the crop each clip is embedded or trained on (about 4 s at 16 kHz)
+    normalize: bool | None = (
+        None  # zero-mean unit-variance input; null: as the checkpoint's preprocessor_config.json says
+    )
+    cache: Literal["pooled", "frames"] = "pooled"  # what data/embeddings keeps per clip and layer
+    batch_size: int = 8  # clips per forward pass while embedding
+    gradient_checkpointing: bool = True  # when fine-tuned: recompute activations in backward (less memory)
+
+    def validate(self, prefix: str) -> None:
+        if self.checkpoint is not None and not self.checkpoint.strip():
+            raise ParamError(f"{prefix}.checkpoint", self.checkpoint, "a folder or a hub id, or null")
+        if self.layer is not None and self.layer < 0:
+            raise ParamError(f"{prefix}.layer", self.layer, "null (weighted sum of all layers) or a layer >= 0")
+        for name in ("lr", "n_samples", "batch_size"):
+            _positive(prefix, name, getattr(self, name))
+
+
+@dataclasses.dataclass(frozen=True)
 class SpecAugmentParams:
     """``train.spec_augment``: random time and feature-row masks on training inputs (off by default)."""
 
@@ -905,6 +934,7 @@ class Params:
     split: SplitParams = dataclasses.field(default_factory=SplitParams)
     features: FeatureParams = dataclasses.field(default_factory=FeatureParams)
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    ssl: SSLParams = dataclasses.field(default_factory=SSLParams)
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     xgboost: XGBoostParams = dataclasses.field(default_factory=XGBoostParams)
     evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)

@@ -92,6 +92,7 @@ _MODEL_INPUTS = {
     "frames": lambda p, y: p.scaler.transform_frames(p.extractor.extract(y)[0][None])[0, p._rows],
     "utterances": lambda p, y: p.scaler.transform_table(p.extractor.extract(y)[1][None])[0],
     "waveform": lambda p, y: y[None],  # (1, n_samples): the network reads the audio itself
+    "embeddings": lambda p, y: y[None],  # audio: an SSL model runs its front-end on it (the store holds its output)
 }
 
 
@@ -126,8 +127,8 @@ class Predictor:
         self.window_s = self.n_samples / self.sample_rate
         self.threshold = float(cfg["threshold"])
         self.calibration = Calibration.from_dict(cfg["calibration"]) if "calibration" in cfg else None
-        self._input = _MODEL_INPUTS[bundle.kind.input]
-        scaler = cfg["scaler"].get(bundle.kind.input)
+        self._input = _MODEL_INPUTS[bundle.input]
+        scaler = cfg["scaler"].get(bundle.input)
         self.scaler = Scaler.from_json(scaler) if scaler is not None else None
         groups = bundle.frame_groups
         # The rows the model reads, as the train stage read them from the scaled table (file order).
@@ -165,10 +166,11 @@ class Predictor:
 
         Returns:
             float32 ``(n_rows, n_frames)`` for frame models, ``(n_features,)`` for table models,
-            ``(1, n_samples)`` audio for waveform models.
+            ``(1, n_samples)`` audio for waveform and SSL models.
         """
-        # A waveform model scores the first n_samples, repeat-padded, as evaluation reads the store.
-        pad, crop = ("repeat", "start") if self.bundle.kind.input == "waveform" else (self.audio.pad, self.audio.crop)
+        # An audio model scores the first n_samples, repeat-padded, as evaluation reads the store.
+        audio_input = self.bundle.input in ("waveform", "embeddings")
+        pad, crop = ("repeat", "start") if audio_input else (self.audio.pad, self.audio.crop)
         y = fix_length(np.asarray(y, dtype=np.float32), self.n_samples, pad=pad, crop=crop)
         return self._input(self, y)
 

@@ -91,7 +91,15 @@ def _scheduler(opt: Any, train_params: TrainParams) -> Any:
 class _Run:
     """The state of one training run: model, optimiser, schedule, random streams, best so far."""
 
-    def __init__(self, net: Any, train: SplitData, train_params: TrainParams, device: Any, augment: Any = None) -> None:
+    def __init__(
+        self,
+        net: Any,
+        train: SplitData,
+        train_params: TrainParams,
+        device: Any,
+        augment: Any = None,
+        frontend_lr: float | None = None,
+    ) -> None:
         import torch
 
         self.net, self.device, self.params, self.augment = net, device, train_params, augment
@@ -100,10 +108,15 @@ class _Run:
         model = net
         if world > 1:  # DistributedDataParallel: gradients are averaged across processes at backward
             model = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[device.index] if device.type == "cuda" else None
+                net,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                # Modules with weights that some steps (or every step) leave out of the loss say so.
+                find_unused_parameters=any(getattr(m, "find_unused_parameters", False) for m in net.modules()),
             )
         self.model = torch.compile(model) if train_params.compile else model
-        self.opt = torch.optim.AdamW(net.parameters(), lr=train_params.lr, weight_decay=train_params.weight_decay)
+        # A pretrained front-end trains at its own (smaller) learning rate.
+        groups = net.param_groups(train_params.lr, frontend_lr) if frontend_lr is not None else net.parameters()
+        self.opt = torch.optim.AdamW(groups, lr=train_params.lr, weight_decay=train_params.weight_decay)
         self.scheduler = _scheduler(self.opt, train_params)
         self.bonafide_weight = class_weights(train.y, train_params.balance)
         self.gen = torch.Generator().manual_seed(train_params.seed)
@@ -297,6 +310,7 @@ def train_neural(
     key: str = "",
     stop_after: int | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    frontend_lr: float | None = None,
 ) -> dict:
     """Train a network with early stopping on dev EER; write its weights to ``out_dir``.
 
@@ -314,6 +328,8 @@ def train_neural(
         name: the model's name, for logs.
         augment: for waveform inputs, ``augment(crop, rng) -> crop`` applied to every training
             crop with a generator drawn per clip and epoch (``train.augment``).
+        frontend_lr: the learning rate of a pretrained front-end; the network then has
+            ``param_groups(lr, frontend_lr)`` (an SSL detector being fine-tuned).
 
     Returns:
         a summary with the best epoch, its dev EER and threshold, and samples/s.
@@ -327,7 +343,7 @@ def train_neural(
     net = build(n_features, n_frames)
     if train_params.init_from is not None:
         log.info("%s: %s", name, init_weights(net, train_params.init_from))
-    run = _Run(net.to(device), train, train_params, device, augment=augment)
+    run = _Run(net.to(device), train, train_params, device, augment=augment, frontend_lr=frontend_lr)
     checkpoint = out_dir / CHECKPOINT
     if live is not None and run.rank > 0:
         raise ValueError("only rank 0 logs to DVCLive")

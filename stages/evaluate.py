@@ -1,7 +1,8 @@
 """Stage ``evaluate@<model>``: score ``test`` and every eval set; write metrics and plots.
 
-Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/`` (features) or ``<waveforms>/``
-(audio, for waveform models), and ``<raw>/`` for the
+Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/`` (features), ``<waveforms>/``
+(audio, for waveform models and fine-tuned SSL models) or ``<embeddings>/`` (a frozen SSL front-end's
+output), and ``<raw>/`` for the
 ASV scores of corpora that ship them (t-DCF).
 Writes: ``<scores>`` (data/scores/<model>.parquet: raw score and calibrated LLR per clip),
 ``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold),
@@ -27,8 +28,13 @@ def body(args: argparse.Namespace, params) -> str:
     bundle = load_bundle(args.bundle)
     manifest = pd.read_parquet(args.manifest)
     splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
-    source = InputSource(scaled=args.scaled, waveforms=args.waveforms, n_samples=bundle.config.get("n_samples"))
-    data = load_inputs(manifest, input=bundle.kind.input, source=source, splits=splits, groups=bundle.frame_groups)
+    source = InputSource(
+        scaled=args.scaled,
+        waveforms=args.waveforms,
+        n_samples=bundle.config.get("n_samples"),
+        embeddings=args.embeddings,
+    )
+    data = load_inputs(manifest, input=bundle.input, source=source, splits=splits, groups=bundle.frame_groups)
     scores = score_splits(bundle, data)
     if "partition" in manifest.columns:
         scores["partition"] = scores["utt_id"].map(manifest.set_index("utt_id")["partition"]).fillna("").astype(str)
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--scaled", type=Path, required=True)
     parser.add_argument("--waveforms", type=Path, default=None, help="data/waveforms: the audio waveform models read")
+    parser.add_argument("--embeddings", type=Path, default=None, help="data/embeddings: what frozen SSL models read")
     parser.add_argument("--raw", type=Path, default=None, help="data/raw: ASV scores of corpora that ship them")
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)

@@ -1,7 +1,7 @@
 """Stage ``train@<model>``: train one model kind and write its bundle.
 
 Reads: ``<manifest>`` (data/features/manifest.parquet: the split manifest plus augmented train copies), ``<scaled>/`` (standardised features and
-scaler.json); params ``train.*`` and the model's own section (``model``, ``xgboost``, or the kind's own).
+scaler.json), ``<waveforms>/`` (audio models) or ``<embeddings>/`` (frozen SSL models); params ``train.*`` and the model's own section (``model``, ``xgboost``, or the kind's own).
 Writes: ``<out>/`` (config.json and weights: the model bundle, with the score calibration fitted on
 dev; ``checkpoint.pt`` while training)
 and ``<live>/`` (DVCLive curves: loss, dev EER and learning rate per epoch). Both are DVC
@@ -43,6 +43,16 @@ def init_files(init_from: str | None) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
 
 
+def frontend_files(section) -> list[Path]:
+    """A pretrained front-end's checkpoint files (config and weights): training-key inputs."""
+    frontend = getattr(section, "frontend", None)
+    if frontend is None or frontend.checkpoint is None:
+        return []
+    from deepfake_audio.frontends.ssl import checkpoint_files
+
+    return checkpoint_files(frontend.checkpoint)
+
+
 def body(args: argparse.Namespace, params) -> str:
     from dvclive import Live
 
@@ -58,20 +68,27 @@ def body(args: argparse.Namespace, params) -> str:
         scaled=args.scaled,
         waveforms=args.waveforms,
         n_samples=kind.crop_samples(section, params.audio) if kind.crop_samples is not None else None,
+        embeddings=args.embeddings,
     )
+    model_input = kind.input_for(section)
     key = training_key(
         kind,
         section=section,
         train_params=params.train,
         device=select_device(params.train.device).type,
-        inputs=[args.manifest, *input_files(kind.input, source), *init_files(params.train.init_from)],
+        inputs=[
+            args.manifest,
+            *input_files(model_input, source),
+            *init_files(params.train.init_from),
+            *frontend_files(section),
+        ],
         code=code_files(CODE_MODULE),
         config={"audio": as_dict(params.audio), "features": as_dict(params.features)},
     )
     manifest = pd.read_parquet(args.manifest)
 
     def inputs(splits: list[str]):
-        return load_inputs(manifest, input=kind.input, source=source, splits=splits, groups=kind.groups(section))
+        return load_inputs(manifest, input=model_input, source=source, splits=splits, groups=kind.groups(section))
 
     if has_weights(args.out, kind) and read_config(args.out).get("training_key") == key:
         # DVC re-runs every model stage when any key of the shared `model` section changes; a model
@@ -135,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--scaled", type=Path, required=True)
     parser.add_argument("--waveforms", type=Path, default=None, help="data/waveforms: the audio waveform models read")
+    parser.add_argument("--embeddings", type=Path, default=None, help="data/embeddings: what frozen SSL models read")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--live", type=Path, required=True)
     run_stage("train", parser, body, argv)

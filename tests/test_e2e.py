@@ -75,7 +75,7 @@ def _stages_run(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("e2e")
-    for name in ("dvc.yaml", "deepfake_audio", "stages", "dvc_plots"):
+    for name in ("dvc.yaml", "deepfake_audio", "stages", "dvc_plots", "models"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
     for cache in repo.rglob("__pycache__"):

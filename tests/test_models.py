@@ -21,7 +21,9 @@ SMALL = ModelParams(conv_channels=16, lstm_units=16, attention_dim=16, dense_uni
 
 
 def test_registry_holds_every_seed_model_and_the_references() -> None:
-    assert known_models() == sorted(NEURAL + ["xgboost", "logistic"] + WAVEFORM)
+    assert known_models() == sorted(
+        NEURAL + ["xgboost", "logistic"] + WAVEFORM + ["ssl_linear", "ssl_attm", "ssl_aasist"]
+    )
     with pytest.raises(ParamError, match="known: aasist, cnn, cnn2d"):
         get_model_kind("resnet")
 

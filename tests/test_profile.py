@@ -46,6 +46,24 @@ def test_dvc_applies_the_gpu_profile_to_params_yaml(tmp_path: Path) -> None:
     assert loaded.section("aasist")["channels"] == profile["aasist"]["channels"]
 
 
+def test_dvc_applies_the_xlsr_aasist_profile_to_params_yaml(tmp_path: Path) -> None:
+    """The XLS-R + AASIST recipe's profile gives params that load: a fine-tuned SSL back-end."""
+    from dvc.utils.hydra import apply_overrides
+
+    from deepfake_audio.models import check_model_params
+    from deepfake_audio.params import load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    args = " ".join(overrides(ROOT / "profiles" / "xlsr-aasist.yaml", params)).split()
+    apply_overrides(str(params), args[1::2])
+    loaded = load_params(params)
+    kind = check_model_params(loaded)["ssl_aasist"]
+    section = kind.section(loaded)
+    assert kind.input_for(section) == "waveform" and section.frontend.checkpoint == "models/ssl/xls-r-300m"
+    assert section.channels == ((1, 32), (32, 32), (32, 64), (64, 64)) and loaded.train.augment.ops == ("rawboost",)
+
+
 def test_a_string_with_a_space_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     profile = tmp_path / "p.yaml"
     profile.write_text("train: {device: 'cu da'}\n", encoding="utf-8")

@@ -269,12 +269,12 @@ def test_the_same_seed_gives_the_same_augmented_batch_whatever_the_number_of_wor
     """train.augment as training applies it (every op, codecs included) in 0 and 2 DataLoader workers."""
     from torch.utils.data import DataLoader
 
-    from deepfake_audio.models.waveform import _augmenter
+    from deepfake_audio.models.waveform import crop_augmenter
     from deepfake_audio.waveforms import WaveformSet, WaveformStore
 
     manifest, waveforms = store
     train = TrainParams(augment=WaveAugmentParams(prob=1.0, max_ops=3))
-    augment = _augmenter(train, AUDIO.sample_rate)
+    augment = crop_augmenter(train, AUDIO.sample_rate)
     clips = WaveformSet(WaveformStore(waveforms), np.arange(12), n_samples=8000)
     labels = np.arange(12) % 2
     order = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6]

@@ -99,6 +99,19 @@ def scratch_env(author: str) -> dict[str, str]:
     return env
 
 
+RANDOM_CHECKPOINT = "models/ssl/random-"
+"""An ``ssl.checkpoint`` of this form (``models/ssl/random-wav2vec2``) is saved as a random tiny model
+of that family: the CI profile trains the SSL back-ends on the real loading code without downloads."""
+
+
+def random_checkpoint(work: Path, params: dict) -> None:
+    checkpoint = (params.get("ssl") or {}).get("checkpoint") or ""
+    if checkpoint.startswith(RANDOM_CHECKPOINT) and not (work / checkpoint).exists():
+        from deepfake_audio.frontends.ssl import save_random
+
+        save_random(work / checkpoint, checkpoint.removeprefix(RANDOM_CHECKPOINT), seed=0)
+
+
 def build_repo(work: Path, profile: Path, env: dict[str, str]) -> None:
     """Copy the tracked project into ``work``, apply the profile and make it a git + DVC repository."""
     for rel in tracked_files(ROOT):
@@ -109,6 +122,7 @@ def build_repo(work: Path, profile: Path, env: dict[str, str]) -> None:
         yaml.safe_load(profile.read_text(encoding="utf-8")) or {},
     )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    random_checkpoint(work, params)
     # Outputs of the full pipeline in the copy would only be overwritten; the lock would mislead DVC.
     for rel in ("dvc.lock", "metrics", "plots", "dvclive", "reports"):
         path = work / rel

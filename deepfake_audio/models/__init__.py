@@ -28,6 +28,9 @@ INPUTS = ("frames", "utterances", "waveform", "embeddings")
 """What a kind reads: ``frames`` ``(n, F, T)`` frame features, ``utterances`` ``(n, D)`` per-clip
 statistics, ``waveform`` ``(n, samples)`` audio, ``embeddings`` cached self-supervised features."""
 
+AUDIO_INPUTS = ("waveform", "embeddings")
+"""Inputs made from a fixed-length crop of the audio (the kind declares ``crop_samples``)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class FitContext:
@@ -78,6 +81,12 @@ class ModelKind:
         crop_samples: for waveform kinds, ``crop_samples(section, audio)`` -> the length in samples of
             the crops it trains on and scores (its audio contract); ``None`` otherwise.
         losses: the values of ``train.loss`` it trains with (``oc_softmax`` needs an embedding).
+        frontend: a shared front-end section it also reads (``ssl``); its ``params_type`` then has a
+            ``frontend`` field, filled from that section, so the front-end is part of its
+            hyper-parameters, training key and bundle.
+        input_of: ``input_of(section)`` -> the input it reads with these params, when that depends on
+            them (an SSL back-end reads cached ``embeddings`` with a frozen front-end, else ``waveform``).
+        check: ``check(section)`` raises :class:`ParamError` on settings that only this kind refuses.
     """
 
     name: str
@@ -95,12 +104,15 @@ class ModelKind:
     build: Callable[..., Any] | None = None
     crop_samples: Callable[[Any, Any], int] | None = None
     losses: tuple[str, ...] = ("cross_entropy",)
+    frontend: str | None = None
+    input_of: Callable[[Any], str] | None = None
+    check: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
             raise ValueError(f"model kind {self.name!r}: input {self.input!r} is not one of {', '.join(INPUTS)}")
-        if (self.input == "waveform") != (self.crop_samples is not None):
-            raise ValueError(f"model kind {self.name!r}: waveform kinds, and only they, declare crop_samples")
+        if (self.input in AUDIO_INPUTS) != (self.crop_samples is not None):
+            raise ValueError(f"model kind {self.name!r}: kinds that read audio, and only they, declare crop_samples")
         fields = {f.name for f in dataclasses.fields(self.params_type)}
         unknown = sorted(set(self.uses) - fields)
         if unknown:
@@ -109,6 +121,14 @@ class ModelKind:
     def section(self, params: Params) -> Any:
         """This kind's params section out of the whole params, parsed and validated."""
         section = params.section(self.params_section)
+        if self.frontend is not None:
+            if not isinstance(section, dict) or "frontend" in section:
+                raise ParamError(
+                    f"{self.params_section}.frontend",
+                    section.get("frontend") if isinstance(section, dict) else section,
+                    f"the front-end is set in the {self.frontend!r} section",
+                )
+            section = {**section, "frontend": as_dict(params.section(self.frontend))}
         if isinstance(section, self.params_type):
             return section
         if dataclasses.is_dataclass(section):
@@ -122,6 +142,10 @@ class ModelKind:
     def section_from_config(self, config: dict) -> Any:
         """The params section recorded in a bundle's config.json."""
         return from_dict(self.params_type, config["hyper_parameters"], prefix=self.params_section)
+
+    def input_for(self, section: Any) -> str:
+        """The input it reads with these params (:data:`INPUTS`)."""
+        return self.input_of(section) if self.input_of is not None else self.input
 
     def groups(self, section: Any) -> tuple[str, ...] | None:
         """The frame groups it reads with these params; ``None`` for all of its input."""
@@ -193,6 +217,8 @@ def check_model_params(params: Params) -> dict[str, ModelKind]:
     for name, section_name in params.train.models.items():
         kind = get_model_kind(name, section=section_name)
         section = kind.section(params)
+        if kind.check is not None:
+            kind.check(section)
         if params.train.loss not in kind.losses:
             raise ParamError(
                 "train.loss",

@@ -121,7 +121,9 @@ class ResidualBlock(nn.Module):
     ``bn1`` exists (its weights are in the checkpoints) but does not reach the output.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, first: bool = False) -> None:
+    find_unused_parameters = True  # bn1 of the blocks after the first never reaches the output (DDP must know)
+
+    def __init__(self, in_channels: int, out_channels: int, *, first: bool = False, time_pool: int = 3) -> None:
         super().__init__()
         self.first = first
         if not first:
@@ -134,7 +136,7 @@ class ResidualBlock(nn.Module):
         self.downsample = in_channels != out_channels
         if self.downsample:
             self.conv_downsample = nn.Conv2d(in_channels, out_channels, kernel_size=(1, 3), padding=(0, 1))
-        self.mp = nn.MaxPool2d((1, 3))
+        self.mp = nn.MaxPool2d((1, time_pool))  # time_pool 1: keeps the width (the SSL back-end's short inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)  # (B, C_out, H + 1, W)
@@ -264,6 +266,93 @@ class GraphPool(nn.Module):
         return torch.gather(h * gate, 1, idx.expand(-1, -1, h.size(-1)))  # (B, n_keep, D)
 
 
+def init_graph(
+    m: nn.Module,
+    *,
+    channels: int,
+    n_spectral: int,
+    gat_dims: Sequence[int],
+    pool_ratios: Sequence[float],
+    temperatures: Sequence[float],
+    attention_dropout: float,
+    pool_dropout: float,
+    branch_dropout: float,
+) -> None:
+    """Give ``m`` AASIST's graph modules, under the published names, for :func:`graph_readout`.
+
+    ``channels``: of the encoder output read by the graphs; ``n_spectral``: its height (the spectral
+    nodes, each with a learned position).
+    """
+    dim0, dim1 = (int(d) for d in gat_dims)
+    m.embedding_dim = 5 * dim1
+    m.pos_S = nn.Parameter(torch.randn(1, n_spectral, channels))
+    m.master1 = nn.Parameter(torch.randn(1, 1, dim0))
+    m.master2 = nn.Parameter(torch.randn(1, 1, dim0))
+
+    attention = {"input_dropout": attention_dropout}
+    m.GAT_layer_S = GraphAttention(channels, dim0, temperature=temperatures[0], **attention)
+    m.GAT_layer_T = GraphAttention(channels, dim0, temperature=temperatures[1], **attention)
+    m.HtrgGAT_layer_ST11 = HeteroGraphAttention(dim0, dim1, temperature=temperatures[2], **attention)
+    m.HtrgGAT_layer_ST12 = HeteroGraphAttention(dim1, dim1, temperature=temperatures[2], **attention)
+    m.HtrgGAT_layer_ST21 = HeteroGraphAttention(dim0, dim1, temperature=temperatures[2], **attention)
+    m.HtrgGAT_layer_ST22 = HeteroGraphAttention(dim1, dim1, temperature=temperatures[2], **attention)
+
+    m.pool_S = GraphPool(pool_ratios[0], dim0, dropout=pool_dropout)
+    m.pool_T = GraphPool(pool_ratios[1], dim0, dropout=pool_dropout)
+    m.pool_hS1 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
+    m.pool_hT1 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
+    m.pool_hS2 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
+    m.pool_hT2 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
+    m.drop_way = nn.Dropout(branch_dropout)
+
+
+def _branch(
+    m: nn.Module,
+    out_T: torch.Tensor,
+    out_S: torch.Tensor,
+    master: torch.Tensor,
+    layers: tuple[HeteroGraphAttention, HeteroGraphAttention, GraphPool, GraphPool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HS-GAL, pool, a second HS-GAL added as a residual; then branch dropout."""
+    first, second, pool_S, pool_T = layers
+    h_T, h_S, master = first(out_T, out_S, master)  # (B, N_T, D1), (B, N_S, D1), (B, 1, D1)
+    h_S, h_T = pool_S(h_S), pool_T(h_T)  # (B, N_S', D1), (B, N_T', D1)
+    aug_T, aug_S, aug_master = second(h_T, h_S, master)
+    h_T, h_S, master = h_T + aug_T, h_S + aug_S, master + aug_master
+    return m.drop_way(h_T), m.drop_way(h_S), m.drop_way(master)
+
+
+def graph_readout(m: nn.Module, e: torch.Tensor) -> torch.Tensor:
+    """AASIST's graphs on an encoder output ``e`` ``(B, C, N_S, N_T)`` of a module set up by
+    :func:`init_graph`: spectral and temporal graph attention, two HS-GAL branches, max readout.
+
+    Returns:
+        ``(B, 5 * gat_dims[1])``: max |.| and mean of the temporal nodes, the same of the
+        spectral nodes, and the stack node.
+    """
+    e_S = torch.amax(torch.abs(e), dim=3)  # (B, C, N_S): max over time
+    e_S = e_S.transpose(1, 2) + m.pos_S  # (B, N_S, C)
+    out_S = m.pool_S(m.GAT_layer_S(e_S))  # (B, N_S', D0)
+
+    e_T = torch.amax(torch.abs(e), dim=2)  # (B, C, N_T): max over bands
+    e_T = e_T.transpose(1, 2)  # (B, N_T, C)
+    out_T = m.pool_T(m.GAT_layer_T(e_T))  # (B, N_T', D0)
+
+    T1, S1, m1 = _branch(
+        m, out_T, out_S, m.master1, (m.HtrgGAT_layer_ST11, m.HtrgGAT_layer_ST12, m.pool_hS1, m.pool_hT1)
+    )
+    T2, S2, m2 = _branch(
+        m, out_T, out_S, m.master2, (m.HtrgGAT_layer_ST21, m.HtrgGAT_layer_ST22, m.pool_hS2, m.pool_hT2)
+    )
+    out_T, out_S, master = torch.maximum(T1, T2), torch.maximum(S1, S2), torch.maximum(m1, m2)
+
+    T_max = torch.amax(torch.abs(out_T), dim=1)  # (B, D1)
+    T_avg = out_T.mean(dim=1)  # (B, D1)
+    S_max = torch.amax(torch.abs(out_S), dim=1)  # (B, D1)
+    S_avg = out_S.mean(dim=1)  # (B, D1)
+    return torch.cat([T_max, T_avg, S_max, S_avg, master.squeeze(1)], dim=1)  # (B, 5 * D1)
+
+
 class AASIST(nn.Module):
     """AASIST over raw 16 kHz waveforms; returns two logits (index 1 = bona fide).
 
@@ -327,26 +416,17 @@ class AASIST(nn.Module):
         blocks += [ResidualBlock(channels, channels), ResidualBlock(channels, channels)]
         self.encoder = nn.Sequential(*(nn.Sequential(block) for block in blocks))
 
-        self.pos_S = nn.Parameter(torch.randn(1, n_filters // 3, channels))
-        self.master1 = nn.Parameter(torch.randn(1, 1, dim0))
-        self.master2 = nn.Parameter(torch.randn(1, 1, dim0))
-
-        attention = {"input_dropout": attention_dropout}
-        self.GAT_layer_S = GraphAttention(channels, dim0, temperature=temperatures[0], **attention)
-        self.GAT_layer_T = GraphAttention(channels, dim0, temperature=temperatures[1], **attention)
-        self.HtrgGAT_layer_ST11 = HeteroGraphAttention(dim0, dim1, temperature=temperatures[2], **attention)
-        self.HtrgGAT_layer_ST12 = HeteroGraphAttention(dim1, dim1, temperature=temperatures[2], **attention)
-        self.HtrgGAT_layer_ST21 = HeteroGraphAttention(dim0, dim1, temperature=temperatures[2], **attention)
-        self.HtrgGAT_layer_ST22 = HeteroGraphAttention(dim1, dim1, temperature=temperatures[2], **attention)
-
-        self.pool_S = GraphPool(pool_ratios[0], dim0, dropout=pool_dropout)
-        self.pool_T = GraphPool(pool_ratios[1], dim0, dropout=pool_dropout)
-        self.pool_hS1 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
-        self.pool_hT1 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
-        self.pool_hS2 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
-        self.pool_hT2 = GraphPool(pool_ratios[2], dim1, dropout=pool_dropout)
-
-        self.drop_way = nn.Dropout(branch_dropout)
+        init_graph(
+            self,
+            channels=channels,
+            n_spectral=n_filters // 3,
+            gat_dims=(dim0, dim1),
+            pool_ratios=pool_ratios,
+            temperatures=temperatures,
+            attention_dropout=attention_dropout,
+            pool_dropout=pool_dropout,
+            branch_dropout=branch_dropout,
+        )
         self.drop = nn.Dropout(dropout)
         self.out_layer = nn.Linear(self.embedding_dim, 2)
 
@@ -354,21 +434,6 @@ class AASIST(nn.Module):
         """The shortest input that leaves at least one frame after the six time pools."""
         # The sinc conv drops (kernel - 1) samples, then the first pool and the six blocks divide by 3 each.
         return (self.sinc_kernel | 1) - 1 + 3**7
-
-    def _branch(
-        self,
-        out_T: torch.Tensor,
-        out_S: torch.Tensor,
-        master: torch.Tensor,
-        layers: tuple[HeteroGraphAttention, HeteroGraphAttention, GraphPool, GraphPool],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """HS-GAL, pool, a second HS-GAL added as a residual; then branch dropout."""
-        first, second, pool_S, pool_T = layers
-        h_T, h_S, master = first(out_T, out_S, master)  # (B, N_T, D1), (B, N_S, D1), (B, 1, D1)
-        h_S, h_T = pool_S(h_S), pool_T(h_T)  # (B, N_S', D1), (B, N_T', D1)
-        aug_T, aug_S, aug_master = second(h_T, h_S, master)
-        h_T, h_S, master = h_T + aug_T, h_S + aug_S, master + aug_master
-        return self.drop_way(h_T), self.drop_way(h_S), self.drop_way(master)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The readout before the output layer (before its dropout).
@@ -393,27 +458,7 @@ class AASIST(nn.Module):
         x = self.selu(self.first_bn(x))
         e = self.encoder(x)  # (B, C, F // 3, T0 // 3**7)
 
-        e_S = torch.amax(torch.abs(e), dim=3)  # (B, C, N_S): max over time
-        e_S = e_S.transpose(1, 2) + self.pos_S  # (B, N_S, C)
-        out_S = self.pool_S(self.GAT_layer_S(e_S))  # (B, N_S', D0)
-
-        e_T = torch.amax(torch.abs(e), dim=2)  # (B, C, N_T): max over bands
-        e_T = e_T.transpose(1, 2)  # (B, N_T, C)
-        out_T = self.pool_T(self.GAT_layer_T(e_T))  # (B, N_T', D0)
-
-        T1, S1, m1 = self._branch(
-            out_T, out_S, self.master1, (self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
-        )
-        T2, S2, m2 = self._branch(
-            out_T, out_S, self.master2, (self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
-        )
-        out_T, out_S, master = torch.maximum(T1, T2), torch.maximum(S1, S2), torch.maximum(m1, m2)
-
-        T_max = torch.amax(torch.abs(out_T), dim=1)  # (B, D1)
-        T_avg = out_T.mean(dim=1)  # (B, D1)
-        S_max = torch.amax(torch.abs(out_S), dim=1)  # (B, D1)
-        S_avg = out_S.mean(dim=1)  # (B, D1)
-        return torch.cat([T_max, T_avg, S_max, S_avg, master.squeeze(1)], dim=1)  # (B, 5 * D1)
+        return graph_readout(self, e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms ``(B, n_samples)`` or ``(B, 1, n_samples)`` -> logits ``(B, 2)``, index 1 = bona fide."""

@@ -175,7 +175,7 @@ def with_loss_head(net: nn.Module, train: Any) -> nn.Module:
 # ---------------------------------------------------------------- the kinds
 
 
-def _augmenter(train: Any, sample_rate: int) -> Any:
+def crop_augmenter(train: Any, sample_rate: int) -> Any:
     """``train.augment`` as ``augment(crop, rng) -> crop`` for the DataLoader, or ``None`` when off."""
     from deepfake_audio.wave_augment import augment_waveform
 
@@ -215,7 +215,7 @@ def waveform_kind(
             out_dir=ctx.out_dir,
             live=ctx.live,
             key=ctx.key,
-            augment=_augmenter(ctx.train, sample_rate),
+            augment=crop_augmenter(ctx.train, sample_rate),
         )
 
     def load(bundle_dir: Path, config: dict, params: Any) -> nn.Module:
