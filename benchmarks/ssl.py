@@ -16,8 +16,8 @@ public checkpoints, so the figures are those of the real models; no download) an
   backward and AdamW step, batch 32;
 * ``ssl_linear`` fit s: the kind's own ``fit`` (the train stage's path: store reads, early stopping
   on dev EER) for ``--epochs`` epochs on a store of ``--cache-clips`` pooled blocks;
-* fine-tune clips/s: ``SSLDetector`` (front-end + ``ssl_aasist``) forward, backward and AdamW step
-  with gradient checkpointing, the front-end at its own learning rate, bf16 autocast on CUDA;
+* fine-tune clips/s: ``SSLDetector`` (the front-end and each back-end) forward, backward and AdamW
+  step with gradient checkpointing, the front-end at its own learning rate, bf16 autocast on CUDA;
 * peak memory: CUDA's max allocated, or the process's peak RSS on the CPU (which only grows, so a
   row reads the largest of it and the rows before).
 
@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+BACKEND_NAMES = ("ssl_linear", "ssl_attm", "ssl_aasist")
 
 SIZES = {
     "tiny": None,  # frontends.ssl.TINY: the test model
@@ -133,16 +135,15 @@ def backend_train(name: str, shape: list[int], device, n_clips: int, steps_max: 
     """Clips/s of forward, backward and AdamW step of a back-end on random cached blocks, batch 32."""
     import torch
 
-    from deepfake_audio.models.ssl import BACKENDS, SSLAasistParams, SSLAttMParams, SSLLinearParams
+    from deepfake_audio.models.ssl import BACKENDS, SECTIONS
 
-    sections = {"ssl_linear": SSLLinearParams(), "ssl_attm": SSLAttMParams(), "ssl_aasist": SSLAasistParams()}
     n_layers, n_frames, dim = shape
     pooled = name != "ssl_aasist"
     rows = 2 if pooled else n_frames
     torch.manual_seed(0)
-    net = BACKENDS[name](n_layers, dim, pooled, sections[name]).to(device).train()
+    net = BACKENDS[name](n_layers, dim, pooled, SECTIONS[name]()).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    x = torch.randn(min(n_clips, 256), n_layers, rows, dim)
+    x = torch.randn(min(n_clips, 256 if pooled else 64), n_layers, rows, dim)  # frames of XLS-R: 20 MB a clip
     y = torch.randint(0, 2, (len(x),)).float()
     batch, seen = 32, 0
     steps = min(steps_max, max(2, n_clips // batch))
@@ -215,15 +216,16 @@ def linear_fit_seconds(shape: list[int], n_clips: int, epochs: int, tmp: Path) -
     }
 
 
-def finetune(size: str, clips: np.ndarray, device, batch_size: int, steps: int) -> dict:
+def finetune(name: str, size: str, clips: np.ndarray, device, batch_size: int, steps: int) -> dict:
+    """Clips/s and peak memory of fine-tuning the front-end with back-end ``name`` (on frames)."""
     import torch
 
-    from deepfake_audio.models.ssl import SSLAasist, SSLAasistParams, SSLDetector
+    from deepfake_audio.models.ssl import BACKENDS, SECTIONS, SSLDetector
 
     frontend = _frontend(size)
     frontend.model.config.layerdrop = 0.0
     frontend.model.activation_checkpointing_enable()
-    backend = SSLAasist(frontend.n_layers, frontend.dim, False, SSLAasistParams())
+    backend = BACKENDS[name](frontend.n_layers, frontend.dim, False, SECTIONS[name]())
     net = SSLDetector(backend, frontend).to(device).train()
     opt = torch.optim.AdamW(net.param_groups(1e-4, 1e-6))
     _reset_peak(device)
@@ -234,7 +236,12 @@ def finetune(size: str, clips: np.ndarray, device, batch_size: int, steps: int) 
         yb = torch.randint(0, 2, (len(xb),), device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = net(xb)
-        loss = torch.nn.functional.cross_entropy(out.float(), yb)
+        out = out.float()
+        loss = (
+            torch.nn.functional.cross_entropy(out, yb)
+            if out.ndim == 2
+            else torch.nn.functional.binary_cross_entropy_with_logits(out, yb.float())
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -244,7 +251,10 @@ def finetune(size: str, clips: np.ndarray, device, batch_size: int, steps: int) 
         else:
             seen += len(xb)
     _sync(device)
-    return {"finetune_clips_per_s": seen / (time.perf_counter() - t0), "finetune_peak_mb": _peak_mb(device)}
+    return {
+        f"{name}_finetune_clips_per_s": seen / (time.perf_counter() - t0),
+        f"{name}_finetune_peak_mb": _peak_mb(device),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,11 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes:
         row = {"size": size, **extract(_frontend(size), clips[: args.clips], device, args.batch_size)}
-        for name in ("ssl_linear", "ssl_attm", "ssl_aasist"):
+        for name in BACKEND_NAMES:
             row[f"{name}_train_clips_per_s"] = backend_train(name, row["shape"], device, args.cache_clips)
         with tempfile.TemporaryDirectory() as tmp:
             row.update(linear_fit_seconds(row["shape"], args.cache_clips, args.epochs, Path(tmp)))
-        row.update(finetune(size, clips, device, args.finetune_batch, args.finetune_steps))
+        for name in BACKEND_NAMES:
+            row.update(finetune(name, size, clips, device, args.finetune_batch, args.finetune_steps))
         row["parameters_m"] = sum(p.numel() for p in _frontend(size).parameters()) / 1e6
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -285,24 +296,26 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# SSL front-ends and back-ends: throughput and memory",
         "",
-        f"Generated by `python -m benchmarks.ssl {' '.join(argv or [])}`".rstrip()
-        + f" on {cpu.get('model_name', '?')} "
+        f"Generated by `{' '.join(['python -m benchmarks.ssl', *argv])}`" + f" on {cpu.get('model_name', '?')} "
         f"({cpu.get('count', '?')} logical cores), device {device.type} ({gpu}), torch {torch.__version__}. "
         f"Random weights of each size (the real shapes), {args.n_samples}-sample crops, {args.clips} clips embedded "
         f"in batches of {args.batch_size}; back-ends on {args.cache_clips} cached blocks, batch 32; fine-tuning "
-        f"front-end + ssl_aasist, batch {args.finetune_batch}, gradient checkpointing. Peak memory: "
+        f"the front-end with each back-end, batch {args.finetune_batch}, gradient checkpointing. Peak memory: "
         + ("CUDA max allocated." if device.type == "cuda" else "the process's peak RSS so far (it only grows)."),
         "",
         "| size | weights (M) | hidden states x frames x width | extract clips/s | extract peak MB | cache KiB/clip pooled | frames | "
-        "ssl_linear train clips/s | ssl_attm | ssl_aasist (frames) | ssl_linear fit s (clips, epochs) | fine-tune clips/s | fine-tune peak MB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "cached: ssl_linear train clips/s | ssl_attm | ssl_aasist (frames) | ssl_linear fit s (clips, epochs) | "
+        "fine-tuned: ssl_linear clips/s | ssl_attm | ssl_aasist | fine-tune peak MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['size']} | {r['parameters_m']:.1f} | {' x '.join(map(str, r['shape']))} | {r['extract_clips_per_s']:.2f} | "
+            f"| {r['size']} | {r['parameters_m']:.2f} | {' x '.join(map(str, r['shape']))} | {r['extract_clips_per_s']:.2f} | "
             f"{r['extract_peak_mb']:.0f} | {r['pooled_kib_per_clip']:.1f} | {r['frames_kib_per_clip']:.0f} | "
             f"{r['ssl_linear_train_clips_per_s']:.0f} | {r['ssl_attm_train_clips_per_s']:.0f} | {r['ssl_aasist_train_clips_per_s']:.0f} | "
-            f"{r['linear_fit_s']:.1f} ({r['linear_fit_clips']}, {r['linear_epochs']}) | {r['finetune_clips_per_s']:.3f} | {r['finetune_peak_mb']:.0f} |"
+            f"{r['linear_fit_s']:.1f} ({r['linear_fit_clips']}, {r['linear_epochs']}) | "
+            f"{r['ssl_linear_finetune_clips_per_s']:.3f} | {r['ssl_attm_finetune_clips_per_s']:.3f} | "
+            f"{r['ssl_aasist_finetune_clips_per_s']:.3f} | {max(r[f'{n}_finetune_peak_mb'] for n in BACKEND_NAMES):.0f} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

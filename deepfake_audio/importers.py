@@ -10,7 +10,6 @@ The weights are never shipped with this package: users pass the path of the file
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,21 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_audio.bundle import SCHEMA_VERSION, has_weights, save_config
-from deepfake_audio.io import atomic_path
+from deepfake_audio.io import atomic_path, sha256_file
 from deepfake_audio.params import AudioParams, FeatureParams, TrainParams, as_dict
 
 log = logging.getLogger(__name__)
 
 AASIST_SAMPLES = 64600
 """The authors' crop: the first 64,600 samples (about 4 s at 16 kHz), repeat-padded."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_aasist(path: Path | str, out_dir: Path | str, *, dev: Path | str | None = None) -> dict:
@@ -99,7 +90,7 @@ def import_aasist(path: Path | str, out_dir: Path | str, *, dev: Path | str | No
             "family": "aasist",
             "variant": variant,
             "path": str(path),
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
             "trained_on": "the checkpoint's own data (the published AASIST weights: ASVspoof 2019 LA train)",
             "score": "bona fide logit (index 1) of the first 64,600 samples, repeat-padded",
         },

@@ -7,6 +7,7 @@ cache.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -42,6 +43,15 @@ def write_json(path: Path | str, data: Any) -> None:
     """Write ``data`` as sorted, indented JSON (stable bytes for DVC and git diffs)."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def sha256_file(path: Path | str) -> str:
+    """The SHA-256 of a file's bytes, read in 4 MiB blocks (weights of any size)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: Path | str) -> Any:

@@ -72,14 +72,30 @@ def _stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("e2e")
+def copy_project(repo: Path) -> None:
+    """The pipeline's code, dvc.yaml, the plots template and models/ (DVC deps) into ``repo``."""
     for name in ("dvc.yaml", "deepfake_audio", "stages", "dvc_plots", "models"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
     for cache in repo.rglob("__pycache__"):
         shutil.rmtree(cache)
+
+
+def init_repo(repo: Path) -> None:
+    """Make ``repo`` a git + DVC repository (analytics off, offline plots) with one commit."""
+    _run(["git", "init", "-q"], repo)
+    _run(["dvc", "init", "-q"], repo)
+    _run(["dvc", "config", "core.analytics", "false"], repo)
+    _run(["dvc", "config", "plots.html_template", "../dvc_plots/offline_template.html"], repo)
+    (repo / ".gitignore").write_text("/data/\n__pycache__/\n")
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "init"], repo)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("e2e")
+    copy_project(repo)
     csv = make_corpus(repo / "corpus", n_speakers=8, per_speaker=4, seed=3)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["sources"] = [{"kind": "manifest", "path": str(csv.relative_to(repo))}]
@@ -92,13 +108,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["xgboost"].update(n_estimators=30, early_stopping_rounds=10, n_jobs=1)
     params["train"]["models"]["lcnn"] = "model"  # opt-in in params.yaml (slow on CPUs); tiny here
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], repo)
-    _run(["dvc", "init", "-q"], repo)
-    _run(["dvc", "config", "core.analytics", "false"], repo)
-    _run(["dvc", "config", "plots.html_template", "../dvc_plots/offline_template.html"], repo)
-    (repo / ".gitignore").write_text("/data/\n__pycache__/\n")
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "init"], repo)
+    init_repo(repo)
     out = _run(["dvc", "repro"], repo)
     assert {
         "download",

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import make_corpus
-from tests.test_e2e import REQUIRED, _run, _stages_run
+from tests.test_e2e import REQUIRED, _run, _stages_run, copy_project, init_repo
 
 pytest.importorskip("transformers")
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,11 +27,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from deepfake_audio.frontends.ssl import save_random
 
     repo = tmp_path_factory.mktemp("ssl_e2e")
-    for name in ("dvc.yaml", "deepfake_audio", "stages", "dvc_plots", "models"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
-    for cache in repo.rglob("__pycache__"):
-        shutil.rmtree(cache)
+    copy_project(repo)
     save_random(repo / "models" / "ssl" / "tiny", "wav2vec2", seed=0)
     csv = make_corpus(repo / "corpus", n_speakers=8, per_speaker=4, seed=3)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -42,12 +38,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["train"].update(epochs=3, batch_size=8, patience=3, models={m: m for m in MODELS})
     params.update(ssl_linear={}, ssl_attm={"hidden_units": 16}, ssl_aasist={"proj_dim": 16, "gat_dims": [8, 8]})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], repo)
-    _run(["dvc", "init", "-q"], repo)
-    _run(["dvc", "config", "core.analytics", "false"], repo)
-    (repo / ".gitignore").write_text("/data/\n__pycache__/\n")
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "init"], repo)
+    init_repo(repo)
     out = _run(["dvc", "repro"], repo)
     assert {"embeddings", *(f"train@{m}" for m in MODELS), *(f"evaluate@{m}" for m in MODELS)} <= _stages_run(out)
     _run(["git", "add", "-A"], repo)

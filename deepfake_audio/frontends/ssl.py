@@ -13,7 +13,6 @@ after it are never run).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from deepfake_audio.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +138,7 @@ def fingerprint(spec: str) -> dict:
     path = resolve_checkpoint(spec)
     files = checkpoint_files(spec)
     model_type = json.loads((path / CONFIG).read_text(encoding="utf-8"))["model_type"]
-    return {"model_type": model_type, "files": {f.name: _sha256(f) for f in files}}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return {"model_type": model_type, "files": {f.name: sha256_file(f) for f in files}}
 
 
 def read_config(spec: str) -> dict:

@@ -275,6 +275,7 @@ class SSLDetector(nn.Module):
 
 
 BACKENDS = {"ssl_linear": SSLLinear, "ssl_attm": SSLAttM, "ssl_aasist": SSLAasist}
+SECTIONS = {"ssl_linear": SSLLinearParams, "ssl_attm": SSLAttMParams, "ssl_aasist": SSLAasistParams}
 
 
 # ---------------------------------------------------------------- the kinds
@@ -393,6 +394,5 @@ def ssl_kind(name: str, params_type: type) -> ModelKind:
     )
 
 
-register_model(ssl_kind("ssl_linear", SSLLinearParams))
-register_model(ssl_kind("ssl_attm", SSLAttMParams))
-register_model(ssl_kind("ssl_aasist", SSLAasistParams))
+for _name, _section in SECTIONS.items():
+    register_model(ssl_kind(_name, _section))
