@@ -6,7 +6,7 @@ the store) and keeps, per clip, an ``(L, R, D)`` float16 block: ``L`` hidden sta
 ``ssl.layer`` alone), and ``R`` rows of ``D`` values:
 
 - ``ssl.cache: pooled``: ``R = 2``, the mean and the standard deviation over frames of each layer
-  (what ``ssl_linear`` and ``ssl_sls`` read; 2 x 25 x 1024 x 2 bytes = 100 KiB per clip for XLS-R 300M);
+  (what ``ssl_linear`` and ``ssl_attm`` read; 2 x 25 x 1024 x 2 bytes = 100 KiB per clip for XLS-R 300M);
 - ``ssl.cache: frames``: ``R = T``, every frame (what ``ssl_aasist`` reads; T = 201 for 4 s).
 
 Layout of ``data/embeddings/``: ``embeddings.f16`` (the blocks in store order, raw little-endian
@@ -36,6 +36,8 @@ DATA = "embeddings.f16"
 INDEX = "index.parquet"
 META = "meta.json"
 DTYPE = np.dtype("<f2")
+STAGE_KEYS = ("checkpoint", "layer", "freeze", "n_samples", "normalize", "cache", "batch_size", "device")
+"""The ``ssl`` keys the embeddings stage reads (its DVC params); ``normalize`` is recorded resolved."""
 
 
 def empty_store(out_dir: Path, reason: str) -> dict:
@@ -47,12 +49,15 @@ def empty_store(out_dir: Path, reason: str) -> dict:
     return {"n_clips": 0, "reason": reason}
 
 
-def write_store(waveforms_dir: Path, out_dir: Path, ssl: SSLParams, frontend: Any, *, fingerprint: dict) -> dict:
+def write_store(
+    waveforms_dir: Path, out_dir: Path, ssl: SSLParams, frontend: Any, *, fingerprint: dict, device: Any = None
+) -> dict:
     """Embed every clip of the waveform store with ``frontend`` into ``out_dir`` (atomically).
 
     Args:
         frontend: a loaded :class:`~deepfake_audio.frontends.ssl.SSLFrontend` (frozen).
         fingerprint: the checkpoint's :func:`~deepfake_audio.frontends.ssl.fingerprint`.
+        device: where it runs (default the CPU); on CUDA under bf16 autocast.
 
     Returns:
         a summary: clips, shape, bytes per clip, seconds, clips/s.
@@ -67,15 +72,17 @@ def write_store(waveforms_dir: Path, out_dir: Path, ssl: SSLParams, frontend: An
     n_frames = frontend.n_frames(ssl.n_samples)
     rows = 2 if ssl.cache == "pooled" else n_frames
     shape = [n, frontend.n_layers, rows, frontend.dim]
-    frontend.eval().requires_grad_(False)
+    device = torch.device("cpu") if device is None else device
+    frontend.to(device).eval().requires_grad_(False)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     t0 = time.perf_counter()
     with atomic_dir(Path(out_dir)) as tmp:
-        with (tmp / DATA).open("wb") as fh, torch.inference_mode():
+        with (tmp / DATA).open("wb") as fh, torch.inference_mode(), autocast:
             for i in progress(range(0, n, ssl.batch_size), desc="embed", unit="batch"):
-                h = frontend(torch.from_numpy(clips[i : i + ssl.batch_size]))  # (B, L, T, D)
+                h = frontend(torch.from_numpy(clips[i : i + ssl.batch_size]).to(device))  # (B, L, T, D)
                 if ssl.cache == "pooled":
                     h = pool_frames(h)
-                fh.write(np.ascontiguousarray(h.float().numpy().astype(DTYPE)).tobytes())
+                fh.write(np.ascontiguousarray(h.float().cpu().numpy().astype(DTYPE)).tobytes())
         pd.DataFrame({"utt_id": list(store.utt_ids)}).to_parquet(tmp / INDEX, index=False)
         wall = time.perf_counter() - t0
         write_json(
@@ -83,7 +90,7 @@ def write_store(waveforms_dir: Path, out_dir: Path, ssl: SSLParams, frontend: An
             {
                 "checkpoint": ssl.checkpoint,
                 "fingerprint": fingerprint,
-                "ssl": as_dict(ssl),
+                "ssl": {k: as_dict(getattr(ssl, k)) for k in STAGE_KEYS} | {"normalize": frontend.normalize},
                 "shape": shape,
                 "n_frames": n_frames,
                 "cache": ssl.cache,

@@ -719,7 +719,15 @@ class SSLParams:
     )
     cache: Literal["pooled", "frames"] = "pooled"  # what data/embeddings keeps per clip and layer
     batch_size: int = 8  # clips per forward pass while embedding
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the embeddings stage and SSL scoring run (bf16 on CUDA)
     gradient_checkpointing: bool = True  # when fine-tuned: recompute activations in backward (less memory)
+
+    def key_params(self) -> dict:
+        """The keys that change what a model trained on this front-end learns (its training key):
+        not the throughput knobs, and not ``lr`` of a front-end that does not train."""
+        keys = ["checkpoint", "layer", "freeze", "n_samples", "normalize"]
+        keys.append("cache" if self.freeze else "lr")
+        return {k: getattr(self, k) for k in keys}
 
     def validate(self, prefix: str) -> None:
         if self.checkpoint is not None and not self.checkpoint.strip():

@@ -98,9 +98,7 @@ def test_a_hub_id_resolves_from_the_local_cache_only(checkpoints, tmp_path: Path
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
     assert ssl.resolve_checkpoint("org/tiny") == snapshot
-    with pytest.raises(
-        ssl.CheckpointError, match=r"org/absent.*not available on this machine.*huggingface-cli download org/absent"
-    ):
+    with pytest.raises(ssl.CheckpointError, match=r"org/absent.*not available on this machine.*hf download org/absent"):
         ssl.resolve_checkpoint("org/absent")
 
 
@@ -284,3 +282,51 @@ def test_fine_tuning_trains_the_front_end_at_its_own_rate_and_the_bundle_stands_
         [waveforms.parent / p for p in manifest.set_index("utt_id").loc[data["test"].ids, "path"]]
     )
     np.testing.assert_allclose([r["score"] for r in rows], scores, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ssl_linear", "ssl_attm", "ssl_aasist"])
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_every_weight_of_a_back_end_learns(name: str, n_layers: int) -> None:
+    """DDP needs a gradient for every weight (a fixed layer included), or to be told which never get one."""
+    from deepfake_audio.models.ssl import BACKENDS, SECTIONS
+
+    pooled = name != "ssl_aasist"
+    net = BACKENDS[name](
+        n_layers, 32, pooled, SECTIONS[name](proj_dim=12) if name == "ssl_aasist" else SECTIONS[name]()
+    )
+    out = net(torch.randn(4, n_layers, 2 if pooled else 30, 32))
+    (out.sum() if out.ndim == 1 else out[:, 1].sum()).backward()
+    unused = [n for n, p in net.named_parameters() if p.grad is None]
+    # AASIST's residual blocks keep the published bn1 that never reaches the output; they tell DDP so.
+    assert all(".bn1." in n for n in unused)
+    assert not unused or any(getattr(m, "find_unused_parameters", False) for m in net.modules())
+
+
+def test_a_frozen_back_end_refuses_a_store_of_other_settings(checkpoints, corpus, tmp_path: Path) -> None:
+    manifest, waveforms = corpus
+    _store(checkpoints["wav2vec2"], waveforms, tmp_path / "emb", layer=1)
+    other = SSLParams(checkpoint=str(checkpoints["wav2vec2"]), n_samples=N_SAMPLES, batch_size=5)  # every layer
+    with pytest.raises(ValueError, match=r"other front-end settings \(layer\)"):
+        _fit("ssl_linear", corpus, tmp_path / "b", embeddings=tmp_path / "emb", frontend=other)
+
+
+def test_setup_checks_refuse_a_layer_the_checkpoint_lacks_and_too_short_crops(checkpoints) -> None:
+    def section(name: str, **fe):
+        raw = {"train": {"models": {name: name}}, "ssl": {"checkpoint": str(checkpoints["hubert"]), **fe}, name: {}}
+        params = params_from_dict(raw)
+        return get_model_kind(name), get_model_kind(name).section(params)
+
+    kind, sec = section("ssl_linear", layer=3)
+    with pytest.raises(ParamError, match=r"ssl\.layer=3.*0\.\.2"):
+        kind.check_setup(sec)
+    kind, sec = section("ssl_linear", n_samples=300)
+    with pytest.raises(ParamError, match=r"ssl\.n_samples=300.*at least 400"):
+        kind.check_setup(sec)
+    kind, sec = section("ssl_aasist", n_samples=3000, cache="frames")  # 9 frames; its pools need 9
+    kind.check_setup(sec)
+    kind, sec = section("ssl_aasist", n_samples=2000, cache="frames")
+    with pytest.raises(ParamError, match=r"ssl\.n_samples=2000.*9 are needed"):
+        kind.check_setup(sec)
+    kind, sec = section("ssl_linear", checkpoint="models/ssl/absent")
+    with pytest.raises(ssl.CheckpointError, match=r"models/ssl/absent.*not available"):
+        kind.check_setup(sec)

@@ -40,7 +40,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     init_repo(repo)
     out = _run(["dvc", "repro"], repo)
-    assert {"embeddings", *(f"train@{m}" for m in MODELS), *(f"evaluate@{m}" for m in MODELS)} <= _stages_run(out)
+    assert {"ssl_checkpoint", "embeddings", *(f"train@{m}" for m in MODELS), *(f"evaluate@{m}" for m in MODELS)} <= (
+        _stages_run(out)
+    )
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "repro"], repo)
     return repo
@@ -111,16 +113,25 @@ def test_new_weights_in_models_ssl_rerun_exactly_what_they_feed(repo: Path) -> N
     shutil.copytree(folder, backup)
     try:
         save_random(folder, "wav2vec2", seed=5)
-        changed = set(json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]))
-        assert {"embeddings", *(f"train@{m}" for m in MODELS), *(f"evaluate@{m}" for m in MODELS)} == changed
+        out = _run(["dvc", "repro"], repo)
+        assert {"ssl_checkpoint", "embeddings", *(f"train@{m}" for m in MODELS)} <= _stages_run(out)
+        assert not {"download", "split", "waveforms", "features", "standardize"} & _stages_run(out)
     finally:
         shutil.rmtree(folder)
         shutil.copytree(backup, folder)
+    _run(["dvc", "repro"], repo)  # back to the original weights
+    # Another checkpoint beside it: only the cheap check re-runs, and it writes the same bytes.
+    save_random(repo / "models" / "ssl" / "other", "hubert", seed=1)
+    try:
+        assert _stages_run(_run(["dvc", "repro"], repo)) == {"ssl_checkpoint"}
+    finally:
+        shutil.rmtree(repo / "models" / "ssl" / "other")
+        _run(["dvc", "repro"], repo)
     assert json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]) == {}
 
 
-@pytest.mark.parametrize("freeze", [True, False])
-def test_torchrun_trains_an_ssl_model_with_two_gloo_processes(repo: Path, tmp_path: Path, freeze: bool) -> None:
+@pytest.mark.parametrize(("model", "freeze"), [("ssl_linear", True), ("ssl_aasist", False)])
+def test_torchrun_trains_an_ssl_model_with_two_gloo_processes(repo: Path, tmp_path: Path, model: str, freeze: bool):
     """DDP over gloo on the CPU: from the store (frozen), and fine-tuning the front-end with it."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["ssl"]["freeze"] = freeze
@@ -136,7 +147,7 @@ def test_torchrun_trains_an_ssl_model_with_two_gloo_processes(repo: Path, tmp_pa
             "-m",
             "stages.train",
             "--model",
-            "ssl_aasist",
+            model,
             "--manifest",
             "data/features/manifest.parquet",
             "--scaled",

@@ -45,8 +45,8 @@ class CheckpointError(ValueError):
 
 def _how_to_get(spec: str) -> str:
     return (
-        f"On a machine with internet access run `huggingface-cli download {spec}` and copy the snapshot "
-        f"folder it prints to models/ssl/<name> here (or copy its ~/.cache/huggingface/hub), then set "
+        f"On a machine with internet access run `hf download {spec} --local-dir models/ssl/<name>` and copy "
+        f"that folder here (or copy its ~/.cache/huggingface/hub), then set "
         f"ssl.checkpoint to that folder; or save any model with save_pretrained() and point ssl.checkpoint "
         f"at the folder (docs/ssl.md lists the public checkpoints)."
     )
@@ -200,8 +200,7 @@ class SSLFrontend(nn.Module):
         super().__init__()
         config = model.config
         total = int(config.num_hidden_layers)
-        if layer is not None and not 0 <= layer <= total:
-            raise ValueError(f"ssl.layer={layer}: this checkpoint has hidden states 0..{total}")
+        check_fits(config.to_dict(), layer=layer, n_samples=1 << 20)
         if layer is not None:
             model.encoder.layers = model.encoder.layers[:layer]
             if getattr(config, "do_stable_layer_norm", False):
@@ -228,8 +227,31 @@ class SSLFrontend(nn.Module):
         return torch.stack(hidden, dim=1)  # (B, L + 1, T, D)
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames of the last hidden states for an input of ``n_samples``."""
-        return int(self.model._get_feat_extract_output_lengths(torch.tensor(n_samples)))
+        """Frames of the hidden states for an input of ``n_samples``."""
+        return n_frames(self.model.config.to_dict(), n_samples)
+
+
+def n_frames(config: dict, n_samples: int) -> int:
+    """Frames the convolutional feature encoder of ``config`` makes of ``n_samples`` (0: too short)."""
+    length = n_samples
+    for kernel, stride in zip(config["conv_kernel"], config["conv_stride"]):
+        length = max((length - kernel) // stride + 1, 0)
+    return length
+
+
+def check_fits(config: dict, *, layer: int | None, n_samples: int, min_frames: int = 1) -> None:
+    """Refuse an ``ssl.layer`` the checkpoint lacks, or a crop too short for it (ParamError)."""
+    from deepfake_audio.params import ParamError
+
+    total = int(config["num_hidden_layers"])
+    if layer is not None and layer > total:
+        raise ParamError("ssl.layer", layer, f"0..{total}: this checkpoint has {total} transformer layers")
+    frames = n_frames(config, n_samples)
+    if frames < min_frames:
+        shortest = next(n for n in range(1, 10 * 16000) if n_frames(config, n) >= min_frames)
+        raise ParamError(
+            "ssl.n_samples", n_samples, f"at least {shortest}: it makes {frames} frames, and {min_frames} are needed"
+        )
 
 
 def pool_frames(h: torch.Tensor) -> torch.Tensor:

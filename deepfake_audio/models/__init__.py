@@ -87,6 +87,8 @@ class ModelKind:
         input_of: ``input_of(section)`` -> the input it reads with these params, when that depends on
             them (an SSL back-end reads cached ``embeddings`` with a frozen front-end, else ``waveform``).
         check: ``check(section)`` raises :class:`ParamError` on settings that only this kind refuses.
+        check_setup: ``check_setup(section)``: the checks that need files (a pretrained checkpoint is
+            on this machine and fits the settings), run first thing by the ``ssl_checkpoint`` stage.
     """
 
     name: str
@@ -107,6 +109,7 @@ class ModelKind:
     frontend: str | None = None
     input_of: Callable[[Any], str] | None = None
     check: Callable[[Any], None] | None = None
+    check_setup: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
@@ -152,8 +155,10 @@ class ModelKind:
         return self.input_groups(section) if self.input_groups is not None else None
 
     def hyper_parameters(self, section: Any) -> dict:
-        """The keys of its section it reads, as plain data (part of the training key)."""
-        return {k: as_dict(getattr(section, k)) for k in self.uses}
+        """The keys of its section it reads, as plain data (part of the training key). A nested
+        section that knows which of its keys change a trained model (``key_params()``) gives those."""
+        values = {k: getattr(section, k) for k in self.uses}
+        return {k: v.key_params() if hasattr(v, "key_params") else as_dict(v) for k, v in values.items()}
 
 
 _REGISTRY: dict[str, ModelKind] = {}

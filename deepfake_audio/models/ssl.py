@@ -35,16 +35,19 @@ from torch import nn
 
 from deepfake_audio.frontends.ssl import (
     CheckpointError,
+    check_fits,
     default_normalize,
     fingerprint,
     load_frontend,
     pool_frames,
     read_config,
+    resolve_checkpoint,
 )
 from deepfake_audio.io import read_json, write_json
 from deepfake_audio.models import FitContext, ModelKind, register_model
 from deepfake_audio.models.aasist import ResidualBlock, graph_readout, init_graph
 from deepfake_audio.params import ParamError, SSLParams
+from deepfake_audio.runtime import select_device
 from deepfake_audio.training import WEIGHTS, predict_torch, resumable_epoch, train_neural
 
 FRONTEND_FILE = "frontend.json"
@@ -138,10 +141,11 @@ class LayerMix(nn.Module):
 
     def __init__(self, n_layers: int) -> None:
         super().__init__()
-        self.weights = nn.Parameter(torch.zeros(n_layers))  # uniform at the start
+        # One hidden state (a fixed ssl.layer) has nothing to weigh: no weight that never learns.
+        self.weights = nn.Parameter(torch.zeros(n_layers)) if n_layers > 1 else None  # uniform at the start
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if h.size(1) == 1:
+        if self.weights is None:
             return h[:, 0]
         return torch.einsum("l,blrd->brd", torch.softmax(self.weights, dim=0), h)
 
@@ -286,12 +290,32 @@ def frontend_state(section: SSLParams) -> dict:
     normalize = section.normalize if section.normalize is not None else default_normalize(section.checkpoint)
     return {
         "checkpoint": section.checkpoint,
+        "resolved": str(resolve_checkpoint(section.checkpoint).resolve()),
         "fingerprint": fingerprint(section.checkpoint),
         "config": read_config(section.checkpoint),
         "normalize": bool(normalize),
         "layer": section.layer,
         "freeze": section.freeze,
     }
+
+
+STORE_KEYS = ("layer", "n_samples", "cache")
+"""The ``ssl`` keys an embedding store was made with that a frozen back-end must share."""
+
+
+def check_store(meta: dict, state: dict, frontend: SSLParams) -> None:
+    """Refuse to train a frozen back-end on a store another front-end made (weights, layers, crop, input)."""
+    made = meta.get("ssl", {})
+    differ = [k for k in STORE_KEYS if made.get(k) != getattr(frontend, k)]
+    if meta.get("fingerprint", {}).get("files") != state["fingerprint"]["files"]:
+        differ.append("checkpoint weights")
+    if made.get("normalize") != state["normalize"]:
+        differ.append("normalize")
+    if differ:
+        raise ValueError(
+            f"data/embeddings was made with other front-end settings ({', '.join(differ)}) than ssl now names: "
+            f"re-run the embeddings stage (dvc repro) before training"
+        )
 
 
 def _check_frontend(name: str, section: Any) -> None:
@@ -302,15 +326,26 @@ def _check_frontend(name: str, section: Any) -> None:
         raise ParamError("ssl.cache", fe.cache, "ssl_aasist reads frames: set ssl.cache: frames, or ssl.freeze: false")
 
 
+def _check_setup(name: str, section: Any) -> None:
+    """The checkpoint is here, has the layer asked for, and the crop makes enough frames."""
+    fe = section.frontend
+    min_frames = 3 * math.prod(section.time_pools) if name == "ssl_aasist" else 1
+    check_fits(read_config(fe.checkpoint), layer=fe.layer, n_samples=fe.n_samples, min_frames=min_frames)
+
+
 def _frozen_loader(state: dict) -> Any:
     def load() -> nn.Module:
-        now = fingerprint(state["checkpoint"])
+        spec = state["checkpoint"]
+        folder = state.get("resolved")
+        if folder and not Path(spec).expanduser().exists() and Path(folder).is_dir():
+            spec = folder  # a relative folder, scored from elsewhere: the absolute one it was trained from
+        now = fingerprint(spec)
         if now["files"] != state["fingerprint"]["files"]:
             raise CheckpointError(
                 f"ssl.checkpoint={state['checkpoint']!r} is not the checkpoint this bundle's back-end was trained "
                 f"on (its weights' SHA-256 differ): score with the checkpoint it names, or retrain"
             )
-        frontend = load_frontend(state["checkpoint"], layer=state["layer"], normalize=state["normalize"])
+        frontend = load_frontend(spec, layer=state["layer"], normalize=state["normalize"])
         return frontend.requires_grad_(False)
 
     return load
@@ -349,9 +384,14 @@ def ssl_kind(name: str, params_type: type) -> ModelKind:
         state = frontend_state(fe)
         net = build_detector(name, ctx.section, state, pretrained=True)
         if net.frontend is not None:
-            net.frontend.model.config.layerdrop = 0.0  # every layer every step: the same graph for DDP and resumes
+            # Every layer every step and no time masking: transformers draws both from global random
+            # state that a checkpoint does not restore (and Tak et al. fine-tune without masking).
+            net.frontend.model.config.layerdrop = 0.0
+            net.frontend.model.config.apply_spec_augment = False
             if fe.gradient_checkpointing:
                 net.frontend.model.activation_checkpointing_enable()
+        if fe.freeze:
+            check_store(data["train"].x.store.meta, state, fe)
         write_json(ctx.out_dir / FRONTEND_FILE, state)
         augment = None if fe.freeze else crop_augmenter(ctx.train, int(ctx.config["audio"]["sample_rate"]))
         return train_neural(
@@ -370,10 +410,13 @@ def ssl_kind(name: str, params_type: type) -> ModelKind:
         state = read_json(Path(bundle_dir) / FRONTEND_FILE)
         model = build_detector(name, section, state, pretrained=False)
         model.load_state_dict(torch.load(Path(bundle_dir) / WEIGHTS, map_location="cpu", weights_only=True))
-        return model.eval()
+        # ssl.device (an SSL model on a CPU is slow); a bundle trained with `cuda` still loads on a CPU-only machine
+        device = select_device("cpu" if section.frontend.device == "cpu" else "auto")
+        return model.to(device).eval()
 
     def score(model: nn.Module, x: Any, *, batch_size: int = SCORE_BATCH) -> Any:
-        return predict_torch(model, x, torch.device("cpu"), min(batch_size, SCORE_BATCH)).astype("float64")
+        device = next(model.parameters()).device
+        return predict_torch(model, x, device, min(batch_size, SCORE_BATCH)).astype("float64")
 
     return ModelKind(
         name,
@@ -391,6 +434,7 @@ def ssl_kind(name: str, params_type: type) -> ModelKind:
         frontend="ssl",
         input_of=lambda p: "embeddings" if p.frontend.freeze else "waveform",
         check=functools.partial(_check_frontend, name),
+        check_setup=functools.partial(_check_setup, name),
     )
 
 
