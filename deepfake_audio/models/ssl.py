@@ -382,20 +382,26 @@ def ssl_kind(name: str, params_type: type) -> ModelKind:
 
         fe = ctx.section.frontend
         state = frontend_state(fe)
-        net = build_detector(name, ctx.section, state, pretrained=True)
-        if net.frontend is not None:
-            # Every layer every step and no time masking: transformers draws both from global random
-            # state that a checkpoint does not restore (and Tak et al. fine-tune without masking).
-            net.frontend.model.config.layerdrop = 0.0
-            net.frontend.model.config.apply_spec_augment = False
-            if fe.gradient_checkpointing:
-                net.frontend.model.activation_checkpointing_enable()
         if fe.freeze:
             check_store(data["train"].x.store.meta, state, fe)
         write_json(ctx.out_dir / FRONTEND_FILE, state)
+
+        def build(n_features: int, n_frames: int) -> SSLDetector:
+            # Called by train_neural after it seeds every generator: the back-end's initial weights
+            # depend on train.seed alone, not on what the process drew before.
+            net = build_detector(name, ctx.section, state, pretrained=True)
+            if net.frontend is not None:
+                # Every layer every step and no time masking: transformers draws both from global
+                # random state that a checkpoint does not restore (Tak et al. fine-tune without masking).
+                net.frontend.model.config.layerdrop = 0.0
+                net.frontend.model.config.apply_spec_augment = False
+                if fe.gradient_checkpointing:
+                    net.frontend.model.activation_checkpointing_enable()
+            return net
+
         augment = None if fe.freeze else crop_augmenter(ctx.train, int(ctx.config["audio"]["sample_rate"]))
         return train_neural(
-            lambda n_features, n_frames: net,
+            build,
             data,
             name=name,
             train_params=ctx.train,
