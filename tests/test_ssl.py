@@ -330,3 +330,14 @@ def test_setup_checks_refuse_a_layer_the_checkpoint_lacks_and_too_short_crops(ch
     kind, sec = section("ssl_linear", checkpoint="models/ssl/absent")
     with pytest.raises(ssl.CheckpointError, match=r"models/ssl/absent.*not available"):
         kind.check_setup(sec)
+
+
+def test_the_same_seed_trains_the_same_back_end_whatever_the_process_drew_before(checkpoints, corpus, tmp_path: Path):
+    manifest, waveforms = corpus
+    frontend, _ = _store(checkpoints["wav2vec2"], waveforms, tmp_path / "emb")
+    states = []
+    for run, draws in (("a", 1), ("b", 5)):
+        torch.rand(draws)  # another stage, or an import, drew from the global generator first
+        _fit("ssl_attm", corpus, tmp_path / run, embeddings=tmp_path / "emb", frontend=frontend)
+        states.append(torch.load(tmp_path / run / "weights.pt", weights_only=True))
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
