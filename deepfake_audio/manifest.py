@@ -14,6 +14,13 @@ samples (identical audio has the same hash; "" if unreadable); and for generated
 engine, its version and the voice it spoke with ("-" for copy-synthesis, which keeps the source
 clip's voice)."""
 
+CONDITION_COLUMNS = ("subset", "codec", "channel", "source_corpus", "vocoder", "language", "architecture", "version")
+"""Optional per-clip conditions that corpora record, "" where unknown: the official trial subset
+(ASVspoof 2021 ``eval``/``progress``/``hidden_track``), the codec and transmission channel a clip
+went through, the corpus its text or source speech came from, the vocoder or TTS architecture of a
+spoof, the language, and the corpus version (Fake-or-Real). Scores carry them, and every metrics
+block gets ``per_condition_eer`` for each one a set fills."""
+
 LABEL_VALUES = ("bonafide", "spoof")
 
 
@@ -39,6 +46,9 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     for col in EXTRA_COLUMNS:
         if col not in df.columns:
             df[col] = ""
+    for col in CONDITION_COLUMNS:
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
     rest = [c for c in df.columns if c not in COLUMNS and c not in EXTRA_COLUMNS]
     df = df[list(COLUMNS) + list(EXTRA_COLUMNS) + rest]
     df = df.astype(

@@ -29,6 +29,7 @@ import pandas as pd
 
 from deepfake_audio.errors import ParamError
 from deepfake_audio.fetch import download, extract
+from deepfake_audio.manifest import CONDITION_COLUMNS
 from deepfake_audio.sources import register_source
 from deepfake_audio.sources.local import AUDIO_SUFFIXES, display_path, normalise_label
 
@@ -215,6 +216,8 @@ def _fetch(remote: RemoteFile, corpus: Corpus, options: CorpusOptions, work: Pat
 def _rows_from_table(table: pd.DataFrame, *, root: Path, corpus: Corpus, options: CorpusOptions) -> pd.DataFrame:
     """Turn a table with ``file`` (relative to root), label, speaker, attack, partition into rows.
 
+    Any of :data:`~deepfake_audio.manifest.CONDITION_COLUMNS` the table has are kept.
+
     Checks every file exists (``missing: error``) or drops absent ones (``missing: skip``), and
     applies ``max_clips``. Duration and sample rate are filled later by the download step's
     single decoding pass.
@@ -248,6 +251,8 @@ def _rows_from_table(table: pd.DataFrame, *, root: Path, corpus: Corpus, options
             "duration_s": np.nan,
             "sample_rate": 0,
             "partition": table["partition"],
+            # the conditions the corpus records (codec, channel, language, ...), "" where unknown
+            **{col: table[col].fillna("").astype(str).to_numpy() for col in CONDITION_COLUMNS if col in table.columns},
         }
     )
     if options.max_clips:
