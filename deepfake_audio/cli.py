@@ -4,7 +4,8 @@
 pipeline stored in the bundle; ``stream`` scores raw PCM from stdin or a growing file window by
 window (:mod:`deepfake_audio.predict`). ``attacks`` lists the demo corpus's attacks and whether their
 engines are installed. ``gate`` fails when a metric got worse than at a git revision
-(:mod:`deepfake_audio.gate`).
+(:mod:`deepfake_audio.gate`). ``scores`` writes a split of a scores file as an official ASVspoof
+evaluation package reads it (:mod:`deepfake_audio.score_files`).
 """
 
 from __future__ import annotations
@@ -248,6 +249,26 @@ def _cmd_ssl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scores(args: argparse.Namespace) -> int:
+    from deepfake_audio.score_files import ScoreFileError, write_score_file
+
+    try:
+        rows = write_score_file(args.scores, args.out, fmt=args.format, split=args.split, score=args.score)
+    except ScoreFileError as exc:
+        return _usage_error("scores", str(exc))
+    n_bona = int((rows["label"] == 1).sum())
+    log.info(
+        "%s: %d trials (%d bona fide, %d spoof), %s as %s",
+        args.out,
+        len(rows),
+        n_bona,
+        len(rows) - n_bona,
+        args.score,
+        args.format,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-audio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,6 +367,32 @@ def main(argv: list[str] | None = None) -> int:
     sr.add_argument("--out", type=Path, required=True)
     sr.add_argument("--seed", type=int, default=0)
     ss.set_defaults(func=_cmd_ssl)
+    sc = sub.add_parser(
+        "scores",
+        help="write a split of a scores file in the format an official ASVspoof evaluation package reads",
+        description="Write one split of a scores file that the pipeline wrote (Parquet: utt_id, split, "
+        "label, source, score, llr, ...) as a score file. asvspoof5 (alias asvspoof): a TSV "
+        "with the header 'filename<TAB>cm-score', as the ASVspoof 5 evaluation package reads it; "
+        "asvspoof2021: '<trial id> <score>' lines, as the ASVspoof 2021 LA/DF evaluate.py read them; "
+        "csv: utt_id,score,label. The trial id is utt_id without its '<source>/' prefix (folders "
+        "after it are kept). Exit status 2 when the file cannot be written (the message says why).",
+    )
+    sc.add_argument("scores", type=Path, metavar="SCORES.parquet", help="a scores file the pipeline wrote")
+    sc.add_argument("--format", required=True, choices=("asvspoof5", "asvspoof", "asvspoof2021", "csv"))
+    sc.add_argument(
+        "--split",
+        metavar="S",
+        help="the split to write, as stored (eval:NAME) or as its metrics block is named (NAME); "
+        "needed when the file holds several",
+    )
+    sc.add_argument(
+        "--score",
+        choices=("score", "llr"),
+        default="score",
+        help="the raw score (default) or the calibrated log-likelihood ratio (for actDCF and Cllr)",
+    )
+    sc.add_argument("--out", type=Path, required=True, metavar="FILE", help="the score file to write")
+    sc.set_defaults(func=_cmd_scores)
     g = sub.add_parser("gate", help="exit 1 when a metric got worse than at a git revision (params.yaml: gate)")
     g.add_argument("--against", default="HEAD", metavar="REV", help="git revision to compare with (default: HEAD)")
     g.add_argument("--targets", nargs="+", metavar="PATH", help="metrics files (default: gate.targets, else all)")
@@ -353,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=_cmd_gate)
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
-    if args.command in ("predict", "stream", "import"):  # which model, and the summary line, on stderr
+    if args.command in ("predict", "stream", "import", "scores"):  # which model, and the summary line, on stderr
         log.setLevel(logging.INFO)
     return args.func(args)
 

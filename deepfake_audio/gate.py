@@ -12,6 +12,8 @@ last key component     worse when it   tolerance (absolute)        on another ma
 ``min_cllr``           rises           ``max_min_cllr_increase``   ``cross_machine_min_cllr_increase``
 ``cllr``               rises           ``max_cllr_increase``       ``cross_machine_cllr_increase``
 ``min_tdcf``           rises           ``max_min_tdcf_increase``   ``cross_machine_min_tdcf_increase``
+``min_dcf``            rises           ``max_min_dcf_increase``    ``cross_machine_min_dcf_increase``
+``act_dcf``            rises           ``max_act_dcf_increase``    ``cross_machine_act_dcf_increase``
 ``accuracy``           falls           ``max_accuracy_decrease``   ``cross_machine_accuracy_decrease``
 ``balanced_accuracy``  falls           ``max_accuracy_decrease``   ``cross_machine_accuracy_decrease``
 ``roc_auc``            falls           ``max_auc_decrease``        ``cross_machine_auc_decrease``
@@ -19,8 +21,8 @@ last key component     worse when it   tolerance (absolute)        on another ma
 =====================  ==============  ==========================  ===================================
 
 So ``test.eer``, ``bench_dev.eer`` and every other evaluation set are gated alike. The entries
-of ``per_attack_eer`` and ``per_source_eer`` (``test.per_attack_eer.A01``) are EERs of a slice of a
-few dozen clips and are gated with their own ``max_slice_eer_increase``. A tolerance of ``null``
+of ``per_attack_eer`` and ``per_source_eer`` (``test.per_attack_eer.A01``), and of
+``per_condition_eer`` (``test.per_condition_eer.codec.mp3``), are EERs of a slice of a few dozen clips and are gated with their own ``max_slice_eer_increase``. A tolerance of ``null``
 turns that metric's gate off. Every other key (``eer_threshold``, ``confusion.tp``, counts, ...) is
 listed when it moved but never fails the gate, and so is every metric in a file matched by an
 ``ungated`` glob: by default the split report, the summary (it repeats each model's metrics), the
@@ -115,12 +117,16 @@ GATED: dict[str, tuple[str, int]] = {
     "min_cllr": ("max_min_cllr_increase", +1),
     "cllr": ("max_cllr_increase", +1),
     "min_tdcf": ("max_min_tdcf_increase", +1),
+    "min_dcf": ("max_min_dcf_increase", +1),
+    "act_dcf": ("max_act_dcf_increase", +1),
     "accuracy": ("max_accuracy_decrease", -1),
     "balanced_accuracy": ("max_accuracy_decrease", -1),
     "roc_auc": ("max_auc_decrease", -1),
 }
-# A key under one of these (``test.per_attack_eer.A01``) is an EER of one slice of the set.
+# A key under one of these (``test.per_attack_eer.A01``) is an EER of one slice of the set; under
+# per_condition_eer a slice is one value of one condition (``test.per_condition_eer.codec.mp3``).
 BREAKDOWNS = ("per_attack_eer", "per_source_eer")
+CONDITION_BREAKDOWN = "per_condition_eer"
 FAILING = ("REGRESSION", "MISSING")
 STAMP_NAME = "machine.json"  # DIR/machine.json: where the metrics of DIR were made
 SEEDS_DIR = "seeds"  # DIR/seeds/<name>.json: the per-seed spread of DIR/<name>.json
@@ -174,9 +180,10 @@ def is_cross_machine_stable(params: GateParams, path: str) -> bool:
 
 
 def is_slice(key: str) -> bool:
-    """Whether flattened ``key`` is one slice's EER (``test.per_attack_eer.A01``)."""
+    """Whether flattened ``key`` is one slice's EER (``test.per_attack_eer.A01``,
+    ``test.per_condition_eer.codec.mp3``)."""
     parts = key.split(".")
-    return len(parts) >= 2 and parts[-2] in BREAKDOWNS
+    return (len(parts) >= 2 and parts[-2] in BREAKDOWNS) or (len(parts) >= 3 and parts[-3] == CONDITION_BREAKDOWN)
 
 
 def _matches(path: str, globs: Sequence[str]) -> bool:

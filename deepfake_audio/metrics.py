@@ -12,6 +12,9 @@ Two error rates follow from a threshold:
 The classification metrics in :func:`metric_block` treat **spoof** as the positive class, because
 spoof is what a detector is meant to find; ROC AUC treats bona fide as positive so that it agrees
 with the score direction (higher = better).
+
+The detection cost functions of the ASVspoof 5 evaluation plan (:func:`min_dcf`, :func:`act_dcf`)
+use the same decision rule: ``P_miss`` is the FRR above and ``P_fa`` the FAR.
 """
 
 from __future__ import annotations
@@ -20,19 +23,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 ArrayLike = Sequence[Any] | np.ndarray
 
 __all__ = [
     "ASVSPOOF2019_TDCF_COSTS",
+    "ASVSPOOF5_DCF_COSTS",
     "BONAFIDE_ATTACK",
+    "act_dcf",
+    "bayes_threshold",
     "bootstrap_eer_ci",
     "cllr",
     "compute_eer",
     "det_curve",
     "metric_block",
     "min_cllr",
+    "min_dcf",
     "min_tdcf",
     "validate_scores",
 ]
@@ -207,6 +215,111 @@ def min_cllr(labels: ArrayLike, scores: ArrayLike) -> float:
     return _cllr_bits(y, llr)
 
 
+ASVSPOOF5_DCF_COSTS = {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
+"""Prior and costs of the ASVspoof 5 evaluation plan (Track 1): spoof prior 0.05, the cost of
+rejecting a bona fide clip 1, the cost of accepting a spoof 10."""
+
+
+def _dcf_weights(p_spoof: float, c_miss: float, c_fa: float) -> tuple[float, float]:
+    """The weights of ``P_miss`` and ``P_fa`` in the normalised DCF.
+
+    ``DCF(t) = c_miss (1 - p_spoof) P_miss(t) + c_fa p_spoof P_fa(t)``, divided by
+    ``DCF_default = min(c_miss (1 - p_spoof), c_fa p_spoof)``, the cost of the better of the two
+    systems that accept everything or reject everything without looking at the audio.
+    """
+    if not 0.0 < p_spoof < 1.0:
+        raise ValueError(f"p_spoof must be in (0, 1), got {p_spoof}")
+    if not (c_miss > 0 and c_fa > 0 and np.isfinite(c_miss) and np.isfinite(c_fa)):
+        raise ValueError(f"c_miss and c_fa must be positive and finite, got c_miss={c_miss}, c_fa={c_fa}")
+    w_miss, w_fa = c_miss * (1.0 - p_spoof), c_fa * p_spoof
+    default = min(w_miss, w_fa)
+    return w_miss / default, w_fa / default
+
+
+def min_dcf(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    p_spoof: float = ASVSPOOF5_DCF_COSTS["p_spoof"],
+    c_miss: float = ASVSPOOF5_DCF_COSTS["c_miss"],
+    c_fa: float = ASVSPOOF5_DCF_COSTS["c_fa"],
+) -> float:
+    """Normalised minimum detection cost function, the primary metric of ASVspoof 5 Track 1.
+
+    ``DCF(t) = (c_miss (1 - p_spoof) P_miss(t) + c_fa p_spoof P_fa(t)) / DCF_default`` with
+    ``DCF_default = min(c_miss (1 - p_spoof), c_fa p_spoof)``; ``P_miss(t)`` is the fraction of
+    bona fide clips with ``score < t`` and ``P_fa(t)`` the fraction of spoofs with ``score >= t``.
+    With the default costs ``DCF(t) = 1.9 P_miss(t) + P_fa(t)``.
+
+    The minimum runs over every threshold of :func:`det_curve` (which includes accepting
+    everything), so the result lies in [0, 1]: 0 for separable scores, 1 for scores that carry no
+    information. Tied scores are accepted or rejected together. The official package sweeps its
+    DET curve one trial at a time, which splits ties between the classes and can give a lower
+    value there; without ties the two agree.
+
+    Args:
+        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
+        scores: shape ``(n,)``, finite, higher = more bona fide; any scale.
+        p_spoof: prior of a spoof, in (0, 1).
+        c_miss: cost of rejecting a bona fide clip, > 0.
+        c_fa: cost of accepting a spoof, > 0.
+
+    Raises:
+        ValueError: invalid scores (see module conventions) or costs.
+    """
+    w_miss, w_fa = _dcf_weights(p_spoof, c_miss, c_fa)
+    frr, far, _ = det_curve(labels, scores)
+    return float(np.min(w_miss * frr + w_fa * far))
+
+
+def bayes_threshold(
+    *,
+    p_spoof: float = ASVSPOOF5_DCF_COSTS["p_spoof"],
+    c_miss: float = ASVSPOOF5_DCF_COSTS["c_miss"],
+    c_fa: float = ASVSPOOF5_DCF_COSTS["c_fa"],
+) -> float:
+    """The Bayes decision threshold on natural-log likelihood ratios (bona fide against spoof).
+
+    Accepting a clip costs ``c_fa`` when it is a spoof, rejecting it ``c_miss`` when it is bona
+    fide, so accepting is cheaper when ``LR (1 - p_spoof) c_miss >= p_spoof c_fa``, i.e. when
+    ``llr >= -log(beta)`` with ``beta = c_miss (1 - p_spoof) / (c_fa p_spoof)``. The ASVspoof 5
+    costs give ``-log(1.9) = -0.642``.
+    """
+    _dcf_weights(p_spoof, c_miss, c_fa)
+    return float(-np.log(c_miss * (1.0 - p_spoof) / (c_fa * p_spoof)))
+
+
+def act_dcf(
+    labels: ArrayLike,
+    llr: ArrayLike,
+    *,
+    p_spoof: float = ASVSPOOF5_DCF_COSTS["p_spoof"],
+    c_miss: float = ASVSPOOF5_DCF_COSTS["c_miss"],
+    c_fa: float = ASVSPOOF5_DCF_COSTS["c_fa"],
+) -> float:
+    """Normalised actual DCF: the DCF of :func:`min_dcf` at the Bayes threshold of calibrated LLRs.
+
+    Decisions are taken at :func:`bayes_threshold` (accept when ``llr >= t``), so the score must be
+    a calibrated natural-log likelihood ratio of bona fide against spoof. ``act_dcf >= min_dcf``;
+    the gap is the cost of miscalibration. Unlike ``min_dcf`` it can exceed 1 (a system worse than
+    deciding without the audio).
+
+    Args:
+        labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
+        llr: shape ``(n,)``, finite log-likelihood ratios (natural log).
+        p_spoof, c_miss, c_fa: as in :func:`min_dcf`.
+
+    Raises:
+        ValueError: invalid labels or LLRs (see module conventions) or costs.
+    """
+    w_miss, w_fa = _dcf_weights(p_spoof, c_miss, c_fa)
+    y, s = validate_scores(labels, llr)
+    t = bayes_threshold(p_spoof=p_spoof, c_miss=c_miss, c_fa=c_fa)
+    p_miss = float(np.mean(s[y == 1] < t))
+    p_fa = float(np.mean(s[y == 0] >= t))
+    return w_miss * p_miss + w_fa * p_fa
+
+
 ASVSPOOF2019_TDCF_COSTS = {
     "p_spoof": 0.05,
     "p_target": 0.95 * 0.99,
@@ -306,6 +419,44 @@ def _per_attack_eer(y: np.ndarray, s: np.ndarray, attacks: ArrayLike) -> dict[st
     return out
 
 
+def _condition_values(values: ArrayLike, n: int, *, column: str) -> np.ndarray:
+    """One condition column as strings, ``""`` for unknown (``None`` and NaN included)."""
+    v = np.asarray(values, dtype=object)
+    if v.ndim != 1 or v.shape[0] != n:
+        raise ValueError(f"conditions[{column!r}] must be 1-D with {n} entries, got shape {v.shape}")
+    known = ~pd.isna(v)
+    out = np.full(n, "", dtype=object)
+    out[known] = v[known].astype(str)
+    return out
+
+
+def _per_condition_eer(y: np.ndarray, s: np.ndarray, conditions: dict[str, ArrayLike]) -> dict[str, dict[str, float]]:
+    """``{column: {value: EER}}`` for every known value (not ``""``) of every condition column.
+
+    A value whose rows hold bona fide clips is a channel-like condition (codec, transmission):
+    its EER is bona fide against spoof within those rows, and needs both classes there. A value
+    held by spoofs alone is an attack-like condition (vocoder, TTS architecture): its spoofs are
+    scored against every bona fide clip of the set, as :func:`_per_attack_eer` does. Columns with
+    no such value are left out.
+    """
+    bona = y == 1
+    out: dict[str, dict[str, float]] = {}
+    for column in sorted(conditions):
+        v = _condition_values(conditions[column], y.shape[0], column=str(column))
+        per_value: dict[str, float] = {}
+        for value in sorted(set(v.tolist()) - {""}):
+            rows = v == value
+            n_bona = int(np.sum(rows & bona))
+            if n_bona == 0:
+                rows = rows | bona  # spoofs only: against all bona fide clips of the set
+            elif n_bona == int(np.sum(rows)):
+                continue  # bona fide only: no spoof to tell apart
+            per_value[value] = compute_eer(y[rows], s[rows])[0]
+        if per_value:
+            out[str(column)] = per_value
+    return out
+
+
 def decision_metrics(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
     """Accuracy, precision/recall/F1 of both classes, error rates and confusion at one threshold.
 
@@ -354,13 +505,14 @@ def metric_block(
     ci_level: float = 0.95,
     seed: int = 0,
     asv: dict[str, np.ndarray] | None = None,
+    conditions: dict[str, ArrayLike] | None = None,
 ) -> dict[str, Any]:
     """All metrics of one score set as a JSON-serialisable dict.
 
     Top level, at ``threshold`` (the dev-set threshold, as a deployment would use): the keys of
     :func:`decision_metrics`. ``at_eer_threshold`` holds the same keys at the set's own EER
     threshold. Threshold-free: ``eer``, ``eer_threshold``, ``roc_auc`` (bona fide positive, so it
-    agrees with the score direction) and ``min_cllr``.
+    agrees with the score direction), ``min_cllr`` and ``min_dcf`` (ASVspoof 5 costs).
 
     Args:
         labels: shape ``(n,)``, 1 = bona fide, 0 = spoof.
@@ -370,10 +522,14 @@ def metric_block(
             spoof attack to the EER of all bona fide rows against that attack's spoofs.
         sources: optional ``(n,)`` source names: ``per_source_eer`` for every source that holds
             both classes, and ``mean_source_eer``, their average, when there are several.
-        llr: optional ``(n,)`` calibrated log-likelihood ratios: adds ``cllr``.
+        llr: optional ``(n,)`` calibrated log-likelihood ratios: adds ``cllr`` and ``act_dcf``.
         bootstrap: replicates for ``eer_ci`` (``[low, high]`` at ``ci_level``); 0 leaves it out.
         seed: seeds the bootstrap.
         asv: optional ASV scores ``{"target", "nontarget", "spoof"}``: adds ``min_tdcf``.
+        conditions: optional ``{column: (n,) values}`` (``""`` = unknown), e.g. codec or vocoder:
+            ``per_condition_eer[column][value]`` for every value that can have an EER (see
+            :func:`_per_condition_eer`); columns without one are left out, and so is the key when
+            no column has one.
 
     Returns:
         Dict of plain Python floats/ints and nested dicts; all rates are fractions in [0, 1].
@@ -393,12 +549,14 @@ def metric_block(
         {
             "roc_auc": float(roc_auc_score(y, s)),
             "min_cllr": min_cllr(y, s),
+            "min_dcf": min_dcf(y, s),
             "n_bonafide": int(np.sum(y == 1)),
             "n_spoof": int(np.sum(y == 0)),
         }
     )
     if llr is not None:
         block["cllr"] = cllr(y, llr)
+        block["act_dcf"] = act_dcf(y, llr)
     if asv is not None:
         block["min_tdcf"] = min_tdcf(
             y, s, asv_target=asv["target"], asv_nontarget=asv["nontarget"], asv_spoof=asv["spoof"]
@@ -410,4 +568,8 @@ def metric_block(
         block["per_source_eer"] = per_source
         if len(per_source) > 1:
             block["mean_source_eer"] = float(np.mean(list(per_source.values())))
+    if conditions:
+        per_condition = _per_condition_eer(y, s, conditions)
+        if per_condition:
+            block["per_condition_eer"] = per_condition
     return block

@@ -153,6 +153,9 @@ class DataParams:
                 raise ParamError(f"{prefix}.eval_sets.{name}", spec, "a mapping with a 'kind' key")
             if name in ("train", "dev", "test"):
                 raise ParamError(f"{prefix}.eval_sets.{name}", spec, "eval set names must not be train/dev/test")
+            # The name becomes folders (data/eval/<name>) and DVC stage names (eval_data@<name>).
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", str(name)):
+                raise ParamError(f"{prefix}.eval_sets", name, "set names of letters, digits, '_' and '.' (not first)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -887,6 +890,8 @@ class GateParams:
     max_min_cllr_increase: float | None = 0.05
     max_cllr_increase: float | None = 0.05
     max_min_tdcf_increase: float | None = 0.02
+    max_min_dcf_increase: float | None = 0.03  # ASVspoof 5 minDCF, normalised (0 perfect, 1 uninformative)
+    max_act_dcf_increase: float | None = 0.05  # actDCF also moves with the calibration
     # per_attack_eer.* and per_source_eer.*: a slice holds a few dozen spoofs, where one clip is
     # worth several points, so its own, looser tolerance (null: listed, not gated)
     max_slice_eer_increase: float | None = 0.05
@@ -901,6 +906,8 @@ class GateParams:
     cross_machine_min_cllr_increase: float | None = 0.15
     cross_machine_cllr_increase: float | None = 0.15
     cross_machine_min_tdcf_increase: float | None = 0.08
+    cross_machine_min_dcf_increase: float | None = 0.12
+    cross_machine_act_dcf_increase: float | None = 0.2
     # slices on another machine: with seed spread, this + the spread term; without, only reported
     cross_machine_slice_eer_increase: float | None = 0.15
     # metrics files known to give the same numbers on every machine: normal tolerances there. None

@@ -150,6 +150,24 @@ def test_per_attack_gating_on_and_off() -> None:
     assert _row(off, "test.per_attack_eer.A07").status == "-"
 
 
+def test_asvspoof5_costs_and_condition_slices_are_gated() -> None:
+    rows = compare(
+        _diff(
+            {
+                "heldout.min_dcf": (0.40, 0.44),  # +0.04 > 0.03
+                "test.min_dcf": (0.40, 0.42),  # within
+                "test.act_dcf": (0.50, 0.60),  # +0.10 > 0.05
+                "la21.per_condition_eer.codec.mp3": (0.10, 0.20),  # a slice: +0.10 > 0.05
+                "la21.per_condition_eer.codec.opus": (0.10, 0.12),
+                "la21.per_condition_eer": (1, 1),  # not a slice: a malformed key is never gated as one
+            }
+        ),
+        GateParams(),
+    )
+    assert _failed(rows) == ["heldout.min_dcf", "la21.per_condition_eer.codec.mp3", "test.act_dcf"]
+    assert _row(rows, "test.min_dcf").status == "ok"
+
+
 def test_cllr_tdcf_and_mean_source_eer_are_gated_higher_is_worse() -> None:
     rows = compare(
         _diff(

@@ -395,3 +395,247 @@ def test_metric_block_reports_both_thresholds_sources_and_interval() -> None:
     assert 0.0 < block["min_cllr"] <= block["cllr"]
     assert "min_tdcf" not in block  # no ASV scores: absent, not made up
     json.dumps(block)
+
+
+# ---------------------------------------------------------------- ASVspoof 5 minDCF and actDCF
+
+
+def _dcf_by_the_plan(bona: np.ndarray, spoof: np.ndarray, t: float, p_spoof: float, c_miss: float, c_fa: float):
+    """The evaluation plan's normalised DCF at threshold t, written out: a bona fide clip is missed
+    when its score is below t, a spoof falsely accepted when its score is t or above."""
+    p_miss = np.mean(bona < t)
+    p_fa = np.mean(spoof >= t)
+    dcf = c_miss * (1 - p_spoof) * p_miss + c_fa * p_spoof * p_fa
+    return dcf / min(c_miss * (1 - p_spoof), c_fa * p_spoof)
+
+
+def test_min_dcf_hand_computed() -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    # The case of test_hand_computed_case: bona fide 0.9 0.7 0.4, spoof 0.8 0.3 0.2 0.1.
+    # ASVspoof 5 costs: DCF = (1 * 0.95 * Pmiss + 10 * 0.05 * Pfa) / min(0.95, 0.5) = 1.9 Pmiss + Pfa
+    #   thr    Pmiss  Pfa   DCF
+    #   0.1    0/3    4/4   1.0
+    #   0.2    0/3    3/4   0.75
+    #   0.3    0/3    2/4   0.5
+    #   0.4    0/3    1/4   0.25     <- minimum
+    #   0.7    1/3    1/4   0.6333 + 0.25 = 0.8833
+    #   0.8    2/3    1/4   1.2667 + 0.25 = 1.5167
+    #   0.9    2/3    0/4   1.2667
+    #   +inf   3/3    0/4   1.9
+    labels = [1, 1, 1, 0, 0, 0, 0]
+    scores = [0.9, 0.7, 0.4, 0.8, 0.3, 0.2, 0.1]
+    assert min_dcf(labels, scores) == pytest.approx(0.25)
+    # p_spoof 0.5, c_miss 1, c_fa 10: DCF = (0.5 Pmiss + 5 Pfa) / min(0.5, 5) = Pmiss + 10 Pfa, now
+    # normalised by the miss side. Per threshold: 10, 7.5, 5, 2.5, 2.833, 3.167, 0.6667 (0.9), 1.
+    assert min_dcf(labels, scores, p_spoof=0.5, c_miss=1.0, c_fa=10.0) == pytest.approx(2 / 3)
+
+
+def test_min_dcf_is_normalised() -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    labels, scores = _gaussian(200, 300, 1.0, seed=12)
+    base = min_dcf(labels, scores)
+    # Scaling both costs leaves the normalised DCF unchanged.
+    assert min_dcf(labels, scores, c_miss=7.0, c_fa=70.0) == pytest.approx(base)
+    # DCF_default is the cost of deciding without the audio: accepting everything costs
+    # c_fa * p_spoof = 0.5, rejecting everything c_miss * (1 - p_spoof) = 0.95; normalised, the
+    # better of the two is exactly 1, so no system's minimum exceeds 1.
+    assert min_dcf([1, 0, 1, 0], [0.3, 0.3, 0.3, 0.3]) == 1.0
+    assert 0.0 < base < 1.0
+    # Unnormalised minimum = normalised * 0.5, checked against the plan's formula times DCF_default.
+    bona, spoof = scores[labels == 1], scores[labels == 0]
+    raw = min(0.95 * np.mean(bona < t) + 0.5 * np.mean(spoof >= t) for t in np.r_[-np.inf, np.sort(scores), np.inf])
+    assert base * 0.5 == pytest.approx(raw)
+
+
+def test_min_dcf_perfect_and_chance() -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    assert min_dcf([1, 1, 0, 0], [2.0, 3.0, -1.0, 0.5]) == 0.0
+    # Scores drawn independently of the label: the best threshold is about "accept everything".
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 20000)
+    chance = min_dcf(labels, rng.normal(size=labels.size))
+    assert 0.97 < chance <= 1.0
+    # Reversed scores (spoof scored higher) are no better than chance: min DCF is exactly 1.
+    assert min_dcf([1, 1, 0, 0], [-2.0, -3.0, 1.0, 0.5]) == 1.0
+
+
+def test_min_dcf_threshold_direction() -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    # bona fide 0.5 0.6 0.7, spoof 0.9 0.1 0.2 0.3: at t = 0.5 no bona fide clip is below t and only
+    # the spoof at 0.9 is at or above it: 1.9 * 0 + 1/4 = 0.25, the minimum.
+    labels = [1, 1, 1, 0, 0, 0, 0]
+    scores = [0.5, 0.6, 0.7, 0.9, 0.1, 0.2, 0.3]
+    assert min_dcf(labels, scores) == pytest.approx(0.25)
+    # Negated (as if low meant bona fide): bona fide -0.7 -0.6 -0.5, spoof -0.9 -0.1 -0.2 -0.3; three
+    # spoofs now lie above every bona fide clip. Best: t = -0.7, 1.9 * 0 + 3/4 = 0.75.
+    assert min_dcf(labels, -np.array(scores)) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("p_spoof", "c_miss", "c_fa", "seed"),
+    [(0.05, 1.0, 10.0, 0), (0.05, 1.0, 10.0, 1), (0.5, 1.0, 1.0, 2), (0.2, 3.0, 2.0, 3), (0.01, 1.0, 100.0, 4)],
+)
+def test_min_dcf_matches_a_brute_force_of_the_plan(p_spoof: float, c_miss: float, c_fa: float, seed: int) -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    labels, scores = _gaussian(137, 411, 1.3, seed)
+    scores = np.round(scores, 1)  # many ties: both classes share scores
+    bona, spoof = scores[labels == 1], scores[labels == 0]
+    brute = min(
+        _dcf_by_the_plan(bona, spoof, t, p_spoof, c_miss, c_fa) for t in np.r_[-np.inf, np.unique(scores), np.inf]
+    )
+    assert min_dcf(labels, scores, p_spoof=p_spoof, c_miss=c_miss, c_fa=c_fa) == pytest.approx(brute)
+
+
+def test_min_dcf_agrees_with_a_per_trial_sweep_without_ties() -> None:
+    from deepfake_audio.metrics import min_dcf
+
+    # The official package sweeps its DET curve one trial at a time (sorted scores, cumulative
+    # counts). Without ties every step is a realisable threshold, so the two minima are equal.
+    labels, scores = _gaussian(300, 700, 1.1, seed=21)
+    order = np.argsort(scores, kind="mergesort")
+    sorted_labels = labels[order]
+    n_bona, n_spoof = int(labels.sum()), int((labels == 0).sum())
+    p_miss = np.r_[0, np.cumsum(sorted_labels == 1)] / n_bona
+    p_fa = 1 - np.r_[0, np.cumsum(sorted_labels == 0)] / n_spoof
+    sweep = np.min((0.95 * p_miss + 0.5 * p_fa) / 0.5)
+    assert min_dcf(labels, scores) == pytest.approx(sweep)
+
+
+def test_act_dcf_hand_computed_and_threshold_sign() -> None:
+    from deepfake_audio.metrics import act_dcf, bayes_threshold
+
+    # beta = c_miss (1 - p_spoof) / (c_fa p_spoof) = 0.95 / 0.5 = 1.9; accept when llr >= -ln 1.9 = -0.6419.
+    t = bayes_threshold()
+    assert t == pytest.approx(-math.log(1.9))
+    # bona fide llr  2.0, -0.5, -0.7  -> -0.7 is rejected: Pmiss = 1/3
+    # spoof llr     -3.0, -0.6, -0.65 -> -0.6 >= -0.6419 is accepted: Pfa = 1/3
+    # actDCF = 1.9 * 1/3 + 1/3 = 2.9 / 3
+    labels = [1, 1, 1, 0, 0, 0]
+    llr = [2.0, -0.5, -0.7, -3.0, -0.6, -0.65]
+    assert act_dcf(labels, llr) == pytest.approx(2.9 / 3)
+    # With the threshold at +ln 1.9 instead (the wrong sign) it would be 1.9 * 2/3 = 1.2667.
+    assert _dcf_by_the_plan(np.array(llr[:3]), np.array(llr[3:]), math.log(1.9), 0.05, 1, 10) == pytest.approx(3.8 / 3)
+    # A score exactly at the threshold is accepted: a bona fide one is no miss, a spoof one a false alarm.
+    assert act_dcf([1, 0], [t, t]) == pytest.approx(1.0)
+    assert act_dcf([1, 0], [t, t - 1e-9]) == 0.0
+
+
+def test_act_dcf_perfect_uninformative_and_miscalibrated() -> None:
+    from deepfake_audio.metrics import act_dcf, min_dcf
+
+    labels = np.array([1, 1, 0, 0])
+    assert act_dcf(labels, [30.0, 30.0, -30.0, -30.0]) == 0.0
+    assert act_dcf(labels, np.zeros(4)) == 1.0  # llr 0 >= -0.64: everything accepted, Pfa = 1
+    assert act_dcf(labels, np.full(4, -5.0)) == pytest.approx(1.9)  # everything rejected: worse than 1
+    # Good ranking, bad calibration: min DCF 0, act DCF pays for the shift.
+    assert min_dcf(labels, [10.0, 9.0, 8.0, 7.0]) == 0.0
+    assert act_dcf(labels, [10.0, 9.0, 8.0, 7.0]) == 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_act_dcf_matches_the_plan_and_bounds_min_dcf(seed: int) -> None:
+    from deepfake_audio.metrics import act_dcf, min_dcf
+
+    labels, scores = _gaussian(250, 500, 1.5, seed)
+    for slope, offset in ((2.0, -1.0), (0.5, 0.0), (4.0, 3.0)):
+        llr = slope * scores + offset
+        direct = _dcf_by_the_plan(llr[labels == 1], llr[labels == 0], math.log(0.5 / 0.95), 0.05, 1.0, 10.0)
+        got = act_dcf(labels, llr)
+        assert got == pytest.approx(direct)
+        assert got >= min_dcf(labels, llr) - 1e-12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"p_spoof": 0.0}, "p_spoof"),
+        ({"p_spoof": 1.0}, "p_spoof"),
+        ({"c_fa": 0.0}, "c_fa"),
+        ({"c_miss": -1.0}, "c_miss"),
+    ],
+)
+def test_dcf_rejects_bad_costs(kwargs: dict, match: str) -> None:
+    from deepfake_audio.metrics import act_dcf, min_dcf
+
+    with pytest.raises(ValueError, match=match):
+        min_dcf([1, 0], [0.9, 0.1], **kwargs)
+    with pytest.raises(ValueError, match=match):
+        act_dcf([1, 0], [0.9, 0.1], **kwargs)
+
+
+def test_metric_block_has_min_dcf_always_and_act_dcf_with_llr() -> None:
+    from deepfake_audio.metrics import act_dcf, min_dcf
+
+    labels, scores = _gaussian(80, 160, 1.0, seed=13)
+    plain = metric_block(labels, scores)
+    assert plain["min_dcf"] == min_dcf(labels, scores)
+    assert "act_dcf" not in plain
+    block = metric_block(labels, scores, llr=2 * scores - 1)
+    assert block["act_dcf"] == act_dcf(labels, 2 * scores - 1)
+    assert block["act_dcf"] >= block["min_dcf"]
+
+
+# ---------------------------------------------------------------- per-condition EER
+
+
+def _condition_case() -> tuple[np.ndarray, np.ndarray, dict[str, list]]:
+    #  row  label  score  codec  vocoder
+    #   0     1    0.9    mp3    ""
+    #   1     1    0.4    mp3    ""
+    #   2     0    0.5    mp3    hifigan
+    #   3     0    0.1    mp3    world
+    #   4     1    0.8    opus   ""
+    #   5     0    0.2    opus   hifigan
+    #   6     0    0.35   opus   world
+    #   7     1    0.3    ""     ""
+    labels = np.array([1, 1, 0, 0, 1, 0, 0, 1])
+    scores = np.array([0.9, 0.4, 0.5, 0.1, 0.8, 0.2, 0.35, 0.3])
+    conditions = {
+        "codec": ["mp3", "mp3", "mp3", "mp3", "opus", "opus", "opus", ""],
+        "vocoder": ["", "", "hifigan", "world", "", "hifigan", "world", ""],
+        "language": [""] * 8,  # nothing known: no entry
+        "channel": ["landline", None, "", float("nan"), "", "", "", "landline"],  # bona fide only: no EER
+    }
+    return labels, scores, conditions
+
+
+def test_per_condition_eer_hand_computed() -> None:
+    labels, scores, conditions = _condition_case()
+    block = metric_block(labels, scores, conditions=conditions)
+    per = block["per_condition_eer"]
+    assert set(per) == {"codec", "vocoder"}
+    # codec holds bona fide clips: bona fide against spoof within each codec.
+    #   mp3: bona 0.9 0.4, spoof 0.5 0.1 -> at t = 0.5 FRR 1/2 = FAR 1/2: EER 0.5
+    #   opus: bona 0.8, spoof 0.2 0.35 -> separable: EER 0
+    #   row 7 (codec unknown) is in neither
+    assert per["codec"] == {"mp3": pytest.approx(0.5), "opus": 0.0}
+    # vocoder values hold only spoofs: all four bona fide clips (0.9 0.8 0.4 0.3) against them.
+    #   hifigan: spoof 0.5 0.2 -> t = 0.5: FRR 2/4, FAR 1/2: EER 0.5
+    #   world:   spoof 0.1 0.35 -> t = 0.35: FRR 1/4, FAR 1/2 (|diff| 0.25, the first minimum): 0.375
+    assert per["vocoder"] == {"hifigan": pytest.approx(0.5), "world": pytest.approx(0.375)}
+    world_rows = [0, 1, 4, 7, 3, 6]
+    assert per["vocoder"]["world"] == compute_eer(labels[world_rows], scores[world_rows])[0]
+    json.dumps(block, allow_nan=False)
+
+
+def test_per_condition_eer_absent_without_known_values() -> None:
+    labels, scores, conditions = _condition_case()
+    assert "per_condition_eer" not in metric_block(labels, scores)
+    only_unknown = {k: conditions[k] for k in ("language", "channel")}
+    assert "per_condition_eer" not in metric_block(labels, scores, conditions=only_unknown)
+    # A group with a bona fide clip but no spoof is left out; the column's other groups stay.
+    codec = ["mp3", "mp3", "mp3", "mp3", "opus", "opus", "opus", "amr"]
+    assert set(metric_block(labels, scores, conditions={"codec": codec})["per_condition_eer"]["codec"]) == {
+        "mp3",
+        "opus",
+    }
+
+
+def test_per_condition_eer_rejects_wrong_length() -> None:
+    with pytest.raises(ValueError, match="codec"):
+        metric_block([1, 0, 0], [0.9, 0.1, 0.2], conditions={"codec": ["mp3", "mp3"]})

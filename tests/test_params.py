@@ -159,6 +159,8 @@ def test_wrong_types(data: dict, key: str, allowed: str) -> None:
         ({"data": {"sources": [{"path": "x.csv"}]}}, "data.sources[0]", "'kind'"),
         ({"data": {"eval_sets": {"dev": {"kind": "demo"}}}}, "data.eval_sets.dev", "train/dev/test"),
         ({"data": {"eval_sets": {"bench": "x.csv"}}}, "data.eval_sets.bench", "'kind'"),
+        ({"data": {"eval_sets": {"bench-dev": {"kind": "demo"}}}}, "data.eval_sets", "letters, digits"),
+        ({"data": {"eval_sets": {"../up": {"kind": "demo"}}}}, "data.eval_sets", "letters, digits"),
     ],
 )
 def test_out_of_range(data: dict, key: str, allowed: str) -> None:
