@@ -15,7 +15,7 @@ from joblib import Parallel, delayed
 from deepfake_audio.logs import progress
 from deepfake_audio.manifest import order_columns, validate_manifest
 from deepfake_audio.params import DataParams
-from deepfake_audio.sources import build_source
+from deepfake_audio.sources import build_source, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -68,46 +68,75 @@ def source_names(data: DataParams) -> list[str]:
     return names
 
 
-def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame:
-    """Build every training source and eval set; return the merged, validated manifest.
+def _build(name: str, spec: dict, *, eval_set: str, key: str, out_dir: Path, n_jobs: int) -> pd.DataFrame:
+    """One source spec's rows, ids prefixed with ``name`` and tagged with ``source`` and ``eval_set``."""
+    clean = {k: v for k, v in spec.items() if k != "name"}
+    rows = build_source(clean, key=key, out_dir=out_dir / name, n_jobs=n_jobs)
+    if rows.empty:
+        raise ValueError(f"{key}: the source produced no clips")
+    rows["utt_id"] = name + "/" + rows["utt_id"].astype(str)
+    # A file-level group ("file:<relative path>") is unique only within its source.
+    speaker = rows["speaker"].astype(str)
+    rows["speaker"] = speaker.where(~speaker.str.startswith("file:"), "file:" + name + "/" + speaker.str[5:])
+    rows["source"] = name
+    rows["eval_set"] = eval_set
+    log.info(
+        "%s (%s): %d clips, %d bona fide, %d spoof",
+        name,
+        spec["kind"],
+        len(rows),
+        int((rows["label"] == "bonafide").sum()),
+        int((rows["label"] == "spoof").sum()),
+    )
+    return rows
 
-    ``utt_id`` is prefixed with the source name, so ids stay unique across sources. Rows of an
-    eval set carry its name in ``eval_set``; training rows have ``eval_set == ""``.
-    """
-    parts = []
-    entries = [
-        (name, spec, "", f"data.sources[{i}]") for i, (name, spec) in enumerate(zip(source_names(data), data.sources))
-    ]
-    entries += [(name, spec, name, f"data.eval_sets.{name}") for name, spec in data.eval_sets.items()]
-    clash = sorted(set(source_names(data)) & set(data.eval_sets))
-    if clash:
-        raise ValueError(
-            f"data.eval_sets.{clash[0]}: the name is also a training source's name; rename one "
-            f"(a source's name is its `name` key, else its kind)"
-        )
-    for name, spec, eval_set, key in entries:
-        clean = {k: v for k, v in spec.items() if k != "name"}
-        rows = build_source(clean, key=key, out_dir=out_dir / name, n_jobs=n_jobs)
-        if rows.empty:
-            raise ValueError(f"{key}: the source produced no clips")
-        rows["utt_id"] = name + "/" + rows["utt_id"].astype(str)
-        # A file-level group ("file:<relative path>") is unique only within its source.
-        speaker = rows["speaker"].astype(str)
-        rows["speaker"] = speaker.where(~speaker.str.startswith("file:"), "file:" + name + "/" + speaker.str[5:])
-        rows["source"] = name
-        rows["eval_set"] = eval_set
-        log.info(
-            "%s (%s): %d clips, %d bona fide, %d spoof",
-            name,
-            spec["kind"],
-            len(rows),
-            int((rows["label"] == "bonafide").sum()),
-            int((rows["label"] == "spoof").sum()),
-        )
-        parts.append(rows)
+
+def _finish(parts: list[pd.DataFrame], *, n_jobs: int) -> pd.DataFrame:
     manifest = order_columns(pd.concat(parts, ignore_index=True))
     manifest = add_fingerprints(manifest, n_jobs=n_jobs)
     unreadable = int((manifest["content_hash"] == "").sum())
     if unreadable:
         log.warning("%d clips could not be decoded; the features stage rejects them with their reason", unreadable)
     return validate_manifest(manifest)
+
+
+def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame:
+    """Build every training source (``data.sources``); return the merged, validated manifest.
+
+    ``utt_id`` is prefixed with the source name, so ids stay unique across sources; ``eval_set``
+    is "". Eval sets are built one at a time, each by its own stage: :func:`materialize_eval_set`.
+    """
+    check_eval_set_names(data)
+    for name, spec in data.eval_sets.items():  # a bad eval set fails now, not after the training pool is built
+        parse_spec({k: v for k, v in spec.items() if k != "name"}, key=f"data.eval_sets.{name}")
+    parts = [
+        _build(name, spec, eval_set="", key=f"data.sources[{i}]", out_dir=out_dir, n_jobs=n_jobs)
+        for i, (name, spec) in enumerate(zip(source_names(data), data.sources))
+    ]
+    return _finish(parts, n_jobs=n_jobs)
+
+
+def check_eval_set_names(data: DataParams) -> None:
+    """An eval set must not share its name with a training source (ids and folders would clash)."""
+    clash = sorted(set(source_names(data)) & set(data.eval_sets))
+    if clash:
+        raise ValueError(
+            f"data.eval_sets.{clash[0]}: the name is also a training source's name; rename one "
+            f"(a source's name is its `name` key, else its kind)"
+        )
+
+
+def materialize_eval_set(data: DataParams, name: str, *, out_dir: Path, n_jobs: int) -> pd.DataFrame:
+    """Build the eval set ``data.eval_sets[name]``: its validated manifest, ``eval_set == name``.
+
+    Its clips are scored, never trained on: the split stage never sees them, and its ids are
+    prefixed with ``name`` as a training source's are with its own.
+    """
+    if name not in data.eval_sets:
+        known = ", ".join(sorted(data.eval_sets)) or "none"
+        raise ValueError(f"data.eval_sets has no set {name!r} (configured: {known}); run dvc repro after editing")
+    check_eval_set_names(data)
+    rows = _build(
+        name, data.eval_sets[name], eval_set=name, key=f"data.eval_sets.{name}", out_dir=out_dir, n_jobs=n_jobs
+    )
+    return _finish([rows], n_jobs=n_jobs)

@@ -13,6 +13,7 @@ import pandas as pd
 from deepfake_audio import plots
 from deepfake_audio.calibration import Calibration
 from deepfake_audio.io import atomic_path, write_csv, write_json
+from deepfake_audio.manifest import CONDITION_COLUMNS
 from deepfake_audio.metrics import metric_block
 from deepfake_audio.params import EvaluateParams
 from deepfake_audio.sources.corpora import ASV_KEYS, ASV_SCORES
@@ -22,6 +23,16 @@ if TYPE_CHECKING:  # types only: the report stage, which imports this module, ru
     from deepfake_audio.inputs import SplitData
 
 log = logging.getLogger(__name__)
+
+
+TEST_SCORES = "test.parquet"
+"""A model's test-split scores, in its scores folder (data/scores/<model>/)."""
+
+
+def eval_score_paths(scores_dir: Path, name: str) -> tuple[Path, Path]:
+    """Where a model's scores on eval set ``name`` and its metrics block live, in its scores folder:
+    ``eval/<name>.parquet`` and ``eval/<name>.json`` (stage ``eval_score@<name>-<model>``)."""
+    return scores_dir / "eval" / f"{name}.parquet", scores_dir / "eval" / f"{name}.json"
 
 
 def block_name(split: str) -> str:
@@ -81,12 +92,15 @@ def metrics_from_scores(
 ) -> dict:
     """``{block: metric_block}`` for every split in ``scores``, decisions at the bundle's dev threshold.
 
-    Adds ``cllr`` where ``scores`` carries calibrated ``llr``, ``eer_ci`` (``params.bootstrap``
-    replicates), per-source EERs, and ``min_tdcf`` where :func:`asv_scores_for` finds ASV scores.
+    Adds ``cllr`` and ``act_dcf`` where ``scores`` carries calibrated ``llr``, ``eer_ci``
+    (``params.bootstrap`` replicates), per-source EERs, ``per_condition_eer`` for the columns of
+    :data:`~deepfake_audio.manifest.CONDITION_COLUMNS` that ``scores`` has (any may be absent), and
+    ``min_tdcf`` where :func:`asv_scores_for` finds ASV scores.
     A block whose set lacks one of the classes cannot have an EER; it records its counts and the
     reason instead of failing the stage.
     """
     params = params or EvaluateParams()
+    condition_columns = [c for c in CONDITION_COLUMNS if c in scores.columns]
     out = {}
     for split, part in scores.groupby("split", sort=True):
         y, s = part["label"].to_numpy(), part["score"].to_numpy()
@@ -110,6 +124,7 @@ def metrics_from_scores(
             ci_level=params.ci_level,
             seed=params.seed,
             asv=asv_scores_for(part, raw_dir),
+            conditions={c: part[c].to_numpy() for c in condition_columns} or None,
         )
     return out
 
@@ -158,6 +173,8 @@ SUMMARY_KEYS = (
     "cllr",
     "min_cllr",
     "min_tdcf",
+    "min_dcf",
+    "act_dcf",
     "mean_source_eer",
     "n_bonafide",
     "n_spoof",
@@ -185,12 +202,12 @@ def _cell(value: object, fmt: str) -> str:
 def markdown_table(table: pd.DataFrame) -> str:
     """The report table as GitHub markdown: one row per model and scored set.
 
-    EER with its bootstrap interval and accuracy (at the dev threshold) in percent; Cllr, minCllr
-    and min t-DCF where the block has them, else "-".
+    EER with its bootstrap interval and accuracy (at the dev threshold) in percent; minDCF (ASVspoof 5
+    costs), Cllr, minCllr and min t-DCF where the block has them, else "-".
     """
     lines = [
-        "| model | set | EER % [95% CI] | accuracy % | ROC AUC | Cllr | minCllr | min t-DCF | bona fide | spoof |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | set | EER % [95% CI] | accuracy % | ROC AUC | minDCF | Cllr | minCllr | min t-DCF | bona fide | spoof |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table.to_dict("records"):
         ci = r.get("eer_ci")
@@ -199,9 +216,47 @@ def markdown_table(table: pd.DataFrame) -> str:
         )
         lines.append(
             f"| {r['model']} | {r['eval_set']} | {eer} | {100 * r['accuracy']:.2f} | {r['roc_auc']:.3f} "
-            f"| {_cell(r.get('cllr'), '.3f')} | {_cell(r.get('min_cllr'), '.3f')} "
+            f"| {_cell(r.get('min_dcf'), '.3f')} | {_cell(r.get('cllr'), '.3f')} | {_cell(r.get('min_cllr'), '.3f')} "
             f"| {_cell(r.get('min_tdcf'), '.4f')} | {r['n_bonafide']} | {r['n_spoof']} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def cross_corpus(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The report table pivoted to models x sets for one metric column: ``test`` first, then the
+    eval sets by name; NaN where a model has no value on a set."""
+    if table.empty or column not in table.columns:
+        return pd.DataFrame()
+    grid = table.pivot(index="model", columns="eval_set", values=column)
+    sets = sorted(grid.columns, key=lambda name: (name != "test", name))
+    return grid[sets].sort_index()
+
+
+def cross_corpus_markdown(table: pd.DataFrame) -> str:
+    """The cross-corpus matrix as GitHub markdown: a row per model, a column per scored set, each
+    cell ``EER % [interval] · minDCF`` (the interval and minDCF where the block has them)."""
+    eer = cross_corpus(table, "eer")
+    if eer.empty:
+        return ""
+    ci = cross_corpus(table, "eer_ci") if "eer_ci" in table.columns else None
+    dcf = cross_corpus(table, "min_dcf") if "min_dcf" in table.columns else None
+    lines = ["| model | " + " | ".join(eer.columns) + " |", "|---|" + "---:|" * len(eer.columns)]
+    for model in eer.index:
+        cells = []
+        for name in eer.columns:
+            value = eer.at[model, name]
+            if value is None or np.isnan(value):
+                cells.append("-")
+                continue
+            cell = f"{100 * value:.2f}"
+            interval = ci.at[model, name] if ci is not None else None
+            if isinstance(interval, (list, tuple, np.ndarray)):
+                cell += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+            cost = dcf.at[model, name] if dcf is not None else None
+            if cost is not None and not np.isnan(cost):
+                cell += f" · {cost:.3f}"
+            cells.append(cell)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -223,6 +278,15 @@ def write_report(
             figure_dir / "comparison.png", table, metric="eer", title="EER by model and set (lower is better)"
         )
         figures.append(("EER by model and set", "comparison.png"))
+        eer = cross_corpus(table, "eer")
+        dcf = cross_corpus(table, "min_dcf") if "min_dcf" in table.columns else None
+        plots.save_cross_corpus_png(
+            figure_dir / "cross_corpus.png",
+            eer,
+            title="Cross-corpus EER: trained once, scored on every set",
+            secondary=dcf,
+        )
+        figures.append(("Cross-corpus EER (minDCF below)", "cross_corpus.png"))
     sets = sorted(
         {str(split) for df in (scores_by_model or {}).values() for split in df["split"].unique()},
         key=lambda name: (name != "test", name),
@@ -241,5 +305,11 @@ def write_report(
     rel = Path(os.path.relpath(figure_dir, markdown_path.parent))
     body = "".join(f"\n![{alt}]({(rel / name).as_posix()})\n" for alt, name in figures)
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text("# Model comparison\n\n" + markdown_table(table) + body, encoding="utf-8")
+        matrix = cross_corpus_markdown(table)
+        if matrix:
+            matrix = (
+                "\n## Cross-corpus matrix\n\nEER % [bootstrap interval] · minDCF (ASVspoof 5 costs), "
+                "every model trained on the training pool alone.\n\n" + matrix
+            )
+        tmp.write_text("# Model comparison\n\n" + markdown_table(table) + matrix + body, encoding="utf-8")
     return summary

@@ -46,6 +46,7 @@ __all__ = [
     "save_attack_eer_png",
     "save_comparison_png",
     "save_confusion_png",
+    "save_cross_corpus_png",
     "save_det_png",
     "save_models_roc_det_png",
     "save_roc_png",
@@ -535,6 +536,54 @@ def save_comparison_png(
         ax.set_ylabel(metric)
         ax.set_title(title if title is not None else f"{metric} by model and evaluation set")
         ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _save(fig, path)
+
+
+def save_cross_corpus_png(
+    path: str | os.PathLike[str], grid: pd.DataFrame, *, title: str, secondary: pd.DataFrame | None = None
+) -> None:
+    """Heatmap of a models x sets grid of EERs: one row per model, one column per scored set.
+
+    Args:
+        path: output PNG file; parent folders are created.
+        grid: EER fractions, index = models, columns = sets; NaN cells (a set a model was not
+            scored on, or one without both classes) are left blank.
+        title: figure title.
+        secondary: optional grid of the same shape whose value is written under each EER
+            (e.g. minDCF), to three decimals.
+
+    Raises:
+        ValueError: an empty grid, non-numeric values, or a ``secondary`` of another shape.
+    """
+    if grid.empty:
+        raise ValueError("grid is empty")
+    values = grid.to_numpy(dtype=float)
+    if secondary is not None and secondary.shape != grid.shape:
+        raise ValueError(f"secondary has shape {secondary.shape}, grid {grid.shape}")
+    n_models, n_sets = values.shape
+    with _style():
+        fig = Figure(figsize=(2.0 + 1.25 * n_sets, 1.2 + 0.5 * n_models), layout="constrained")
+        ax = fig.add_subplot()
+        # 0 (perfect) is pale, 50% (chance) and worse saturate: the scale is fixed so that two
+        # reports can be compared by eye.
+        image = ax.imshow(np.ma.masked_invalid(values), cmap="magma_r", vmin=0.0, vmax=0.5, aspect="auto")
+        for i in range(n_models):
+            for j in range(n_sets):
+                if np.isnan(values[i, j]):
+                    continue
+                text = f"{values[i, j]:.1%}"
+                if secondary is not None and not np.isnan(float(secondary.iat[i, j])):
+                    text += f"\n{float(secondary.iat[i, j]):.3f}"
+                ax.text(
+                    j, i, text, ha="center", va="center", fontsize=7, color="white" if values[i, j] > 0.3 else "black"
+                )
+        ax.set_xticks(np.arange(n_sets), labels=[str(c) for c in grid.columns], rotation=20, ha="right")
+        ax.set_yticks(np.arange(n_models), labels=[str(m) for m in grid.index])
+        ax.grid(False)
+        ax.set_xlabel("scored set")
+        ax.set_title(title)
+        bar = fig.colorbar(image, ax=ax, format=PercentFormatter(xmax=1.0))
+        bar.set_label("EER" + (" (minDCF below)" if secondary is not None else ""))
         _save(fig, path)
 
 

@@ -296,18 +296,41 @@ def split_report(df: pd.DataFrame) -> dict:
 
 
 def _eval_overlap(df: pd.DataFrame, pool: pd.DataFrame) -> dict:
-    """Per eval set: its clips whose audio is also in the training pool, and speakers it shares."""
-    out = {}
-    pool_hashes = set(_hashes(pool)) - {""}
-    pool_speakers = set(pool["speaker"].astype(str))
-    for split, part in sorted(df[df["split"].astype(str).str.startswith("eval:")].groupby("split")):
-        in_pool = _hashes(part).isin(pool_hashes)
-        out[split[5:]] = {
-            "n_clips_in_training_pool": int(in_pool.sum()),
-            "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
-            "n_shared_speakers": len(set(part["speaker"].astype(str)) & pool_speakers),
-        }
-    return out
+    """Per eval set in ``df``: :func:`eval_overlap` with the training pool."""
+    return {
+        str(split)[5:]: eval_overlap(part, pool)
+        for split, part in sorted(df[df["split"].astype(str).str.startswith("eval:")].groupby("split"))
+    }
+
+
+def eval_overlap(part: pd.DataFrame, pool: pd.DataFrame) -> dict:
+    """What one eval set shares with the training pool: clips of identical audio, and speakers.
+
+    Args:
+        part: the eval set's manifest rows (``content_hash``, ``speaker``, ``utt_id``).
+        pool: the training pool's rows (train/dev/test; other rows are ignored).
+    """
+    pool = pool[pool["split"].isin(SPLITS)] if "split" in pool.columns else pool
+    in_pool = _hashes(part).isin(set(_hashes(pool)) - {""})
+    return {
+        "n_clips_in_training_pool": int(in_pool.sum()),
+        "examples": sorted(part.loc[in_pool, "utt_id"].astype(str))[:3],
+        "n_shared_speakers": len(set(part["speaker"].astype(str)) & set(pool["speaker"].astype(str))),
+    }
+
+
+def eval_leak(name: str, overlap: dict) -> str | None:
+    """The problem an :func:`eval_overlap` shows, as a readable line, or ``None``.
+
+    Identical audio in an eval set and the training pool is a leak; shared speakers are not (an
+    eval corpus may reuse a training corpus's voices, as ASVspoof 2021 reuses 2019's).
+    """
+    if not overlap["n_clips_in_training_pool"]:
+        return None
+    return (
+        f"eval set {name!r}: {overlap['n_clips_in_training_pool']} clips identical to "
+        f"training-pool audio, e.g. {overlap['examples']}"
+    )
 
 
 def leaks(report: dict) -> list[str]:
@@ -322,10 +345,5 @@ def leaks(report: dict) -> list[str]:
         problems.append(
             f"{leak['n_shared_audio']} identical clips in more than one split, e.g. {leak['shared_audio_examples'][:3]}"
         )
-    for name, overlap in leak["eval_sets"].items():
-        if overlap["n_clips_in_training_pool"]:
-            problems.append(
-                f"eval set {name!r}: {overlap['n_clips_in_training_pool']} clips identical to "
-                f"training-pool audio, e.g. {overlap['examples']}"
-            )
+    problems += [p for name, overlap in leak["eval_sets"].items() if (p := eval_leak(name, overlap))]
     return problems

@@ -1,13 +1,14 @@
-"""Stage ``evaluate@<model>``: score ``test`` and every eval set; write metrics and plots.
+"""Stage ``evaluate@<model>``: one model's metrics and plots on ``test`` and every eval set.
 
-Reads: ``<bundle>/`` (data/models/<model>), ``<manifest>``, ``<scaled>/`` (features), ``<waveforms>/``
-(audio, for waveform models and fine-tuned SSL models) or ``<embeddings>/`` (a frozen SSL front-end's
-output), and ``<raw>/`` for the
-ASV scores of corpora that ship them (t-DCF).
-Writes: ``<scores>`` (data/scores/<model>.parquet: raw score and calibrated LLR per clip),
-``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold),
-``<plots>/`` (roc/det/confusion CSV for DVC, PNG figures).
-Params: ``evaluate`` (bootstrap replicates of the EER interval).
+It scores nothing itself: ``score@<model>`` scored the test split and ``eval_score@<set>-<model>``
+each eval set (with its metrics block), so adding an eval set re-runs this stage in seconds.
+
+Reads: ``<scores>/`` (data/scores/<model>: ``test.parquet``, and ``eval/<set>.parquet`` and
+``eval/<set>.json`` for every set of params ``data.eval_sets``), ``<bundle>/config.json`` (the
+dev threshold) and ``<raw>/`` for the ASV scores of corpora that ship them (the test block's t-DCF).
+Writes: ``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold)
+and ``<plots>/`` (roc/det/confusion CSV of the test split for DVC, PNG figures of every set).
+Params: ``evaluate`` (bootstrap replicates of the EER interval), ``data.eval_sets`` (which sets).
 """
 
 from __future__ import annotations
@@ -17,32 +18,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_audio.bundle import load_bundle
-from deepfake_audio.evaluation import metrics_from_scores, score_splits, write_plots
-from deepfake_audio.inputs import InputSource, load_inputs
-from deepfake_audio.io import write_frame, write_json
+from deepfake_audio.evaluation import TEST_SCORES, eval_score_paths, metrics_from_scores, write_plots
+from deepfake_audio.io import read_json, write_json
 from deepfake_audio.stage import run_stage
 
 
 def body(args: argparse.Namespace, params) -> str:
-    bundle = load_bundle(args.bundle)
-    manifest = pd.read_parquet(args.manifest)
-    splits = ["test"] + sorted(s for s in manifest["split"].unique() if s.startswith("eval:"))
-    source = InputSource(
-        scaled=args.scaled,
-        waveforms=args.waveforms,
-        n_samples=bundle.config.get("n_samples"),
-        embeddings=args.embeddings,
-    )
-    data = load_inputs(manifest, input=bundle.input, source=source, splits=splits, groups=bundle.frame_groups)
-    scores = score_splits(bundle, data)
-    if "partition" in manifest.columns:
-        scores["partition"] = scores["utt_id"].map(manifest.set_index("utt_id")["partition"]).fillna("").astype(str)
-    write_frame(args.scores, scores)
-    threshold = float(bundle.config["threshold"])  # the dev-set EER threshold
-    metrics = metrics_from_scores(scores, threshold=threshold, params=params.evaluate, raw_dir=args.raw)
+    config = read_json(args.bundle / "config.json")
+    threshold = float(config["threshold"])  # the dev-set EER threshold
+    test = pd.read_parquet(args.scores / TEST_SCORES)
+    metrics = metrics_from_scores(test, threshold=threshold, params=params.evaluate, raw_dir=args.raw)
+    frames = [test]
+    for name in sorted(params.data.eval_sets):
+        scores_path, block_path = eval_score_paths(args.scores, name)
+        for needed in (scores_path, block_path):
+            if not needed.is_file():
+                raise FileNotFoundError(f"{needed} is missing: run `dvc repro eval_score@{name}-{config['model']}`")
+        metrics[name] = read_json(block_path)
+        frames.append(pd.read_parquet(scores_path))
     write_json(args.metrics, metrics)
-    write_plots(scores, model=bundle.config["model"], threshold=threshold, out_dir=args.plots, metrics=metrics)
+    scores = pd.concat(frames, ignore_index=True)
+    write_plots(scores, model=config["model"], threshold=threshold, out_dir=args.plots, metrics=metrics)
     return "; ".join(
         f"{k}: EER {100 * v['eer']:.2f}% on {v['n_bonafide']}+{v['n_spoof']}" if "eer" in v else f"{k}: {v['error']}"
         for k, v in metrics.items()
@@ -51,13 +47,9 @@ def body(args: argparse.Namespace, params) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--manifest", type=Path, required=True)
-    parser.add_argument("--scaled", type=Path, required=True)
-    parser.add_argument("--waveforms", type=Path, default=None, help="data/waveforms: the audio waveform models read")
-    parser.add_argument("--embeddings", type=Path, default=None, help="data/embeddings: what frozen SSL models read")
+    parser.add_argument("--bundle", type=Path, required=True, help="data/models/<model>: its config.json")
+    parser.add_argument("--scores", type=Path, required=True, help="data/scores/<model>")
     parser.add_argument("--raw", type=Path, default=None, help="data/raw: ASV scores of corpora that ship them")
-    parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
     run_stage("evaluate", parser, body, argv)

@@ -1,9 +1,10 @@
 """Stage ``report``: one comparison table and figure across models.
 
-Reads: ``<metrics_dir>/<model>.json`` and ``<scores_dir>/<model>.parquet`` for every model in
-``train.models``.
-Writes: ``<summary>`` (metrics/summary.json), ``<figures>/`` (plots/report: the EER comparison and
-one ROC/DET figure per scored set, every model on it), ``<markdown>`` (reports/summary.md) and
+Reads: ``<metrics_dir>/<model>.json`` and the scores in ``<scores_dir>/<model>/`` (test and every set
+of ``data.eval_sets``) for every model in ``train.models``.
+Writes: ``<summary>`` (metrics/summary.json), ``<figures>/`` (plots/report: the EER comparison, the
+cross-corpus heatmap of models x sets, and one ROC/DET figure per scored set, every model on it),
+``<markdown>`` (reports/summary.md: the table and the cross-corpus matrix) and
 ``<machine>`` (metrics/machine.json: the stamp of the machine the metrics were made on, without a
 date, so a re-run on one machine gives the same bytes; the metric gate compares stamps).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_audio.evaluation import write_report
+from deepfake_audio.evaluation import TEST_SCORES, eval_score_paths, write_report
 from deepfake_audio.io import read_json, write_json
 from deepfake_audio.machine import machine_stamp
 from deepfake_audio.stage import run_stage
@@ -24,12 +25,16 @@ from deepfake_audio.stage import run_stage
 def body(args: argparse.Namespace, params) -> str:
     metrics, scores = {}, {}
     for model in params.train.models:
-        path, score_path = args.metrics_dir / f"{model}.json", args.scores_dir / f"{model}.parquet"
-        for needed in (path, score_path):
+        folder = args.scores_dir / model
+        paths = [args.metrics_dir / f"{model}.json", folder / TEST_SCORES]
+        paths += [eval_score_paths(folder, name)[0] for name in sorted(params.data.eval_sets)]
+        for needed in paths:
             if not needed.is_file():
                 raise FileNotFoundError(f"{needed} is missing: run `dvc repro evaluate@{model}` first")
-        metrics[model] = read_json(path)
-        scores[model] = pd.read_parquet(score_path, columns=["split", "label", "score"])
+        metrics[model] = read_json(paths[0])
+        scores[model] = pd.concat(
+            [pd.read_parquet(p, columns=["split", "label", "score"]) for p in paths[1:]], ignore_index=True
+        )
     summary = write_report(
         metrics, summary_path=args.summary, figure_dir=args.figures, markdown_path=args.markdown, scores_by_model=scores
     )

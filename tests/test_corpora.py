@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfake_audio.data import materialize
+from deepfake_audio.data import materialize, materialize_eval_set
 from deepfake_audio.errors import ParamError
 from deepfake_audio.fetch import ChecksumError, UnsafeArchiveError
 from deepfake_audio.params import DataParams, from_dict
@@ -814,9 +814,9 @@ def test_materialize_with_an_eval_only_corpus(corpora: dict[str, Corpus], tmp_pa
         },
         prefix="data",
     )
-    manifest = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
-    train = manifest[manifest["eval_set"] == ""]
-    ev = manifest[manifest["eval_set"] != ""]
+    train = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
+    ev = materialize_eval_set(data, "la_eval", out_dir=tmp_path / "eval", n_jobs=1)
+    manifest = pd.concat([train, ev], ignore_index=True)
     assert len(train) == len(ITW_META) and len(ev) == 3
     assert (train["source"] == "in_the_wild").all() and train["utt_id"].str.startswith("in_the_wild/").all()
     assert (ev["eval_set"] == "la_eval").all() and (ev["source"] == "la_eval").all()

@@ -2,8 +2,9 @@
 
 The corpus is read through the `manifest` source kind, with a params override that shrinks every
 stage; a second generated corpus is an eval-only set (`data.eval_sets.heldout`). Checks the binding metrics layout, that `dvc status` is clean afterwards, that a second
-`dvc repro` does nothing, that the plots render offline, and that `dvc exp run -S
-model.lstm_units=...` re-runs only the neural model's stages.
+`dvc repro` does nothing, that the plots render offline, that `dvc exp run -S
+model.lstm_units=...` re-runs only the neural model's stages, and that adding an eval set to a built
+pipeline re-runs only that set's stages, the evaluate merges and the report.
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "standardize",
         "train@cnn_lstm",
         "train@xgboost",
+        "score@cnn_lstm",
+        "eval_data@heldout",
+        "eval_features@heldout",
+        "eval_scaled@heldout",
+        "eval_waveforms@heldout",
+        "eval_embeddings@heldout",
+        "eval_score@heldout-cnn_lstm",
+        "eval_score@heldout-xgboost",
         "evaluate@cnn_lstm",
         "evaluate@xgboost",
         "report",
@@ -143,30 +152,38 @@ def test_metrics_follow_the_binding_layout(repo: Path) -> None:
     assert set(summary["models"]) == models
     split = json.loads((repo / "metrics" / "split.json").read_text())
     assert split["leakage"]["n_shared_speakers"] == 0 and split["leakage"]["n_shared_audio"] == 0
-    assert split["splits"]["eval:heldout"]["n_clips"] == 12
-    for name in ("comparison.png", "roc_det_test.png", "roc_det_heldout.png"):
+    assert set(split["splits"]) == {"train", "dev", "test"}  # eval sets never reach the split stage
+    eval_report = json.loads((repo / "data" / "eval" / "heldout" / "report.json").read_text())
+    assert (eval_report["n_clips"], eval_report["n_clips_in_training_pool"]) == (12, 0)
+    for name in ("comparison.png", "cross_corpus.png", "roc_det_test.png", "roc_det_heldout.png"):
         assert (repo / "plots" / "report" / name).stat().st_size > 0
     assert (repo / "plots" / "cnn_lstm" / "attack_eer.png").stat().st_size > 0
     report = (repo / "reports" / "summary.md").read_text()
     assert "](../plots/report/roc_det_test.png)" in report and "| lcnn | heldout |" in report
+    assert "## Cross-corpus matrix" in report and "| model | test | heldout |" in report
 
 
 def test_eval_set_is_scored_and_never_trained_or_scaled_on(repo: Path) -> None:
     import pandas as pd
 
     manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet")
-    heldout = manifest[manifest["eval_set"] == "heldout"]
+    assert (manifest["eval_set"] == "").all()
+    heldout = pd.read_parquet(repo / "data" / "eval" / "heldout" / "manifest.parquet")
     assert len(heldout) == 12 and (heldout["split"] == "eval:heldout").all()
     assert heldout["utt_id"].str.startswith("heldout/").all() and (heldout["content_hash"] != "").all()
     scaler = json.loads((repo / "data" / "scaled" / "scaler.json").read_text())
     assert scaler["n_train_clips"] == int((manifest["split"] == "train").sum())
+    # The eval set is scaled with the training pool's scalers, not refitted on itself.
+    assert json.loads((repo / "data" / "eval" / "heldout" / "scaled" / "scaler.json").read_text()) == scaler
     for model in ("cnn_lstm", "xgboost"):
         block = json.loads((repo / "metrics" / f"{model}.json").read_text())["heldout"]
         missing = [k for k in REQUIRED if k not in block]
         assert not missing, f"{model}: heldout block lacks {missing}"
         assert (block["n_bonafide"], block["n_spoof"]) == (6, 6)
-        scores = pd.read_parquet(repo / "data" / "scores" / f"{model}.parquet")
-        assert set(heldout["utt_id"]) <= set(scores["utt_id"])
+        scores = pd.read_parquet(repo / "data" / "scores" / model / "eval" / "heldout.parquet")
+        assert set(scores["utt_id"]) == set(heldout["utt_id"])
+        block_file = json.loads((repo / "data" / "scores" / model / "eval" / "heldout.json").read_text())
+        assert block_file == block  # evaluate@ merged the block eval_score@ wrote
 
 
 def test_status_clean_and_second_repro_is_a_noop(repo: Path) -> None:
@@ -190,7 +207,8 @@ def test_status_lists_exactly_the_stages_whose_code_changed(repo: Path) -> None:
     """Each stage's deps are the code it runs (tools/stage_deps.py): an edit to the EER function's module
     makes every train and evaluate stage stale, and restyling a chart leaves the features alone."""
     models = yaml.safe_load((repo / "params.yaml").read_text())["train"]["models"]
-    trained = {f"{stage}@{m}" for m in models for stage in ("train", "evaluate")}
+    trained = {f"{stage}@{m}" for m in models for stage in ("train", "score", "evaluate")}
+    trained |= {f"eval_score@heldout-{m}" for m in models}
     after_eer = _status_after_edit(repo, "deepfake_audio/metrics.py")
     assert trained <= after_eer and not after_eer & {"download", "split", "features", "standardize"}
     after_plots = _status_after_edit(repo, "deepfake_audio/plots.py")
@@ -233,6 +251,9 @@ def test_exp_run_retrains_exactly_the_models_that_read_the_key(repo: Path) -> No
         "features",
         "standardize",
         "train@xgboost",
+        "score@xgboost",
+        "score@cnn",
+        "eval_score@heldout-cnn2d",
         "evaluate@xgboost",
         "evaluate@cnn",
         "evaluate@cnn2d",
@@ -249,7 +270,7 @@ def test_exp_run_retrains_exactly_the_models_that_read_the_key(repo: Path) -> No
 def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None:
     import pandas as pd
 
-    scores = pd.read_parquet(repo / "data" / "scores" / f"{model}.parquet")
+    scores = pd.read_parquet(repo / "data" / "scores" / model / "test.parquet")
     manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet").set_index("utt_id")
     sample = scores.head(6)
     paths = [manifest.loc[u, "path"] for u in sample["utt_id"]]
@@ -305,3 +326,33 @@ def test_torchrun_trains_the_stage_with_two_gloo_processes(repo: Path, tmp_path:
     assert config["model"] == "cnn_lstm" and 0.0 <= config["dev_eer"] <= 1.0
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["config.json", "weights.pt"]
     assert json.loads((tmp_path / "live" / "metrics.json").read_text())["step"] >= 1
+
+
+def test_adding_an_eval_set_runs_only_its_stages_and_the_merges(repo: Path) -> None:
+    """Train once, score many: a new eval set gets its own stages; no training-pool stage, scaler or
+    bundle is touched, and removing it again leaves the pipeline as it was."""
+    params_path = repo / "params.yaml"
+    original = params_path.read_text()
+    extra = make_corpus(repo / "extra", n_speakers=2, per_speaker=2, seed=23)
+    params = yaml.safe_load(original)
+    models = list(params["train"]["models"])
+    params["data"]["eval_sets"]["extra"] = {"kind": "manifest", "path": str(extra.relative_to(repo))}
+    try:
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        stale = set(json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]))
+        assert stale == {f"eval_{s}@extra" for s in ("data", "features", "scaled", "waveforms", "embeddings")} | {
+            f"eval_score@extra-{m}" for m in models
+        } | {f"evaluate@{m}" for m in models} | {"report"}
+        ran = _stages_run(_run(["dvc", "repro"], repo))
+        assert not {
+            s for s in ran if s.split("@")[0] in ("download", "split", "features", "standardize", "train", "score")
+        }
+        assert {f"eval_score@extra-{m}" for m in models} <= ran
+        block = json.loads((repo / "metrics" / "xgboost.json").read_text())["extra"]
+        assert (block["n_bonafide"], block["n_spoof"]) == (4, 4)
+        assert "| model | test | extra | heldout |" in (repo / "reports" / "summary.md").read_text()
+    finally:
+        params_path.write_text(original)
+    ran = _stages_run(_run(["dvc", "repro"], repo))
+    assert ran <= {f"evaluate@{m}" for m in models} | {"report"}
+    assert "extra" not in json.loads((repo / "metrics" / "xgboost.json").read_text())

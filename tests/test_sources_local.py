@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deepfake_audio.data import materialize, source_names
+from deepfake_audio.data import materialize, materialize_eval_set, source_names
 from deepfake_audio.errors import ParamError
 from deepfake_audio.manifest import COLUMNS, EXTRA_COLUMNS, validate_manifest
 from deepfake_audio.params import DataParams, from_dict
@@ -258,19 +258,21 @@ def _data_params(train_csv: Path, eval_csv: Path, **train_spec) -> DataParams:
     )
 
 
-def test_materialize_merges_sources_and_eval_sets(corpus: Path, tmp_path: Path) -> None:
+def test_materialize_builds_sources_and_each_eval_set_apart(corpus: Path, tmp_path: Path) -> None:
     bench = tmp_path / "bench"
     _clip(bench / "wav" / "spk00_bona_00.wav", seed=1)  # same relative name as a corpus clip
     _clip(bench / "wav" / "z.wav", seed=2)
     bench_csv = _write_csv(bench / "labels.csv", "path,label,speaker\nwav/spk00_bona_00.wav,real,x\nwav/z.wav,fake,y\n")
     data = _data_params(corpus, bench_csv, name="tiny")
-    manifest = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
-    validate_manifest(manifest)
-    assert list(manifest.columns)[: len(COLUMNS) + len(EXTRA_COLUMNS)] == list(COLUMNS) + list(EXTRA_COLUMNS)
+    train = materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
+    ev = materialize_eval_set(data, "bench", out_dir=tmp_path / "eval", n_jobs=1)
+    manifest = pd.concat([train, ev], ignore_index=True)
+    for part in (train, ev):
+        validate_manifest(part)
+        assert list(part.columns)[: len(COLUMNS) + len(EXTRA_COLUMNS)] == list(COLUMNS) + list(EXTRA_COLUMNS)
+        assert part["utt_id"].is_monotonic_increasing
     assert manifest["utt_id"].is_unique
-    assert manifest["utt_id"].is_monotonic_increasing
-    train = manifest[manifest["eval_set"] == ""]
-    ev = manifest[manifest["eval_set"] != ""]
+    assert (train["eval_set"] == "").all()
     assert len(train) == 48 and len(ev) == 2
     assert train["utt_id"].str.startswith("tiny/").all() and (train["source"] == "tiny").all()
     assert ev["utt_id"].str.startswith("bench/").all() and (ev["source"] == "bench").all()
@@ -323,3 +325,52 @@ def test_folder_missing_speakers_csv_is_a_param_error(tmp_path: Path) -> None:
     with pytest.raises(ParamError) as info:
         _build({"kind": "folder", "path": str(root), "speakers": str(tmp_path / "nope.csv")}, tmp_path)
     assert info.value.key == "data.sources[0].speakers"
+
+
+def test_materialize_eval_set_refuses_an_unknown_name_and_a_clash(corpus: Path, tmp_path: Path) -> None:
+    data = _data_params(corpus, corpus, name="tiny")
+    with pytest.raises(ValueError, match=r"no set 'nope' \(configured: bench\)"):
+        materialize_eval_set(data, "nope", out_dir=tmp_path / "eval", n_jobs=1)
+    clash = from_dict(
+        DataParams,
+        {
+            "sources": [{"kind": "manifest", "path": str(corpus)}],
+            "eval_sets": {"manifest": {"kind": "manifest", "path": str(corpus)}},
+        },
+        prefix="data",
+    )
+    for build in (
+        lambda: materialize(clash, out_dir=tmp_path / "raw", n_jobs=1),
+        lambda: materialize_eval_set(clash, "manifest", out_dir=tmp_path / "eval", n_jobs=1),
+    ):
+        with pytest.raises(ValueError, match="also a training source's name"):
+            build()
+
+
+def test_manifest_keeps_condition_columns_and_maps_more(tmp_path: Path) -> None:
+    _clip(tmp_path / "a.wav", seed=1)
+    _clip(tmp_path / "b.wav", seed=2)
+    csv = _write_csv(tmp_path / "labels.csv", "path,label,codec,corpus\na.wav,real,mp3,vctk\nb.wav,fake,opus,tts_x\n")
+    rows = build_source(
+        {"kind": "manifest", "path": str(csv), "conditions": {"source_corpus": "corpus"}},
+        key="s",
+        out_dir=tmp_path,
+        n_jobs=1,
+    )
+    assert rows["codec"].tolist() == ["mp3", "opus"] and rows["source_corpus"].tolist() == ["vctk", "tts_x"]
+    assert "corpus" not in rows.columns
+    with pytest.raises(ParamError) as info:
+        build_source(
+            {"kind": "manifest", "path": str(csv), "conditions": {"corpus": "corpus"}},
+            key="s",
+            out_dir=tmp_path,
+            n_jobs=1,
+        )
+    assert info.value.key == "s.conditions"
+    with pytest.raises(ValueError, match="missing column 'lang'"):
+        build_source(
+            {"kind": "manifest", "path": str(csv), "conditions": {"language": "lang"}},
+            key="s",
+            out_dir=tmp_path,
+            n_jobs=1,
+        )

@@ -66,7 +66,7 @@ def test_every_back_end_is_trained_on_the_store_and_evaluated(repo: Path) -> Non
 def test_predict_runs_the_front_end_and_gives_the_evaluate_scores(repo: Path) -> None:
     import pandas as pd
 
-    scores = pd.read_parquet(repo / "data" / "scores" / "ssl_attm.parquet").head(6)
+    scores = pd.read_parquet(repo / "data" / "scores" / "ssl_attm" / "test.parquet").head(6)
     manifest = pd.read_parquet(repo / "data" / "split" / "manifest.parquet").set_index("utt_id")
     paths = [manifest.loc[u, "path"] for u in scores["utt_id"]]
     out = _run(

@@ -66,7 +66,9 @@ class Corpus:
     homepage: str
     files: tuple[RemoteFile, ...]
     partitions: tuple[str, ...]  # official partitions; () where the corpus has none
-    marker: str  # a file or folder name that identifies the corpus root inside an extracted tree
+    # the name (or any of the names) of a file or folder that identifies the corpus root inside an
+    # extracted tree: the root is the folder holding the shallowest match
+    marker: str | tuple[str, ...]
     # (root, partitions) -> ASV scores (partition, key, score) where the corpus ships them, for t-DCF
     asv_scores: Callable[[Path, tuple[str, ...]], pd.DataFrame] | None = None
 
@@ -113,6 +115,10 @@ class CorpusOptions:
         if self.max_clips < 0:
             raise ParamError(f"{prefix}.max_clips", self.max_clips, "0 (all) or a positive count")
 
+    def needs(self, remote: RemoteFile) -> bool:
+        """Whether ``remote`` is fetched and extracted; a kind's options narrow this (chosen versions, ...)."""
+        return True
+
 
 @dataclasses.dataclass(frozen=True)
 class SceneFakeOptions(CorpusOptions):
@@ -136,9 +142,11 @@ class SceneFakeOptions(CorpusOptions):
 # --------------------------------------------------------------------------- locating a corpus
 
 
-def _find(base: Path, name: str, *, max_depth: int = 4) -> Path | None:
-    """The shallowest path named ``name`` under ``base`` (``base`` itself included); sorted, so stable."""
-    if base.name == name:
+def _find(base: Path, name: str | tuple[str, ...], *, max_depth: int = 4) -> Path | None:
+    """The shallowest path named ``name`` (or any of the names) under ``base`` (``base`` itself
+    included); sorted, so stable."""
+    names = (name,) if isinstance(name, str) else name
+    if base.name in names:
         return base
     level = [base]
     for _ in range(max_depth):
@@ -149,7 +157,7 @@ def _find(base: Path, name: str, *, max_depth: int = 4) -> Path | None:
             except (NotADirectoryError, PermissionError):
                 continue
             for child in children:
-                if child.name == name:
+                if child.name in names:
                     return child
                 if child.is_dir():
                     nxt.append(child)
@@ -161,8 +169,7 @@ def _wanted_files(corpus: Corpus, partitions: tuple[str, ...]) -> list[RemoteFil
     return [f for f in corpus.files if not f.partitions or set(f.partitions) & set(partitions)]
 
 
-def _archives_in(folder: Path, corpus: Corpus, partitions: tuple[str, ...]) -> list[Path]:
-    files = _wanted_files(corpus, partitions)
+def _archives_in(folder: Path, corpus: Corpus, files: list[RemoteFile]) -> list[Path]:
     found = [folder / f.name for f in files if (folder / f.name).is_file()]
     if not found:
         raise FileNotFoundError(
@@ -177,11 +184,12 @@ def locate(corpus: Corpus, options: CorpusOptions, *, partitions: tuple[str, ...
         base = Path(options.path)
     else:
         work = Path(options.download_dir) / corpus.kind
+        wanted = [f for f in _wanted_files(corpus, partitions) if options.needs(f)]
         if options.archive is not None:
             archive = Path(options.archive)
-            archives = _archives_in(archive, corpus, partitions) if archive.is_dir() else [archive]
+            archives = _archives_in(archive, corpus, wanted) if archive.is_dir() else [archive]
         else:
-            archives = [_fetch(f, corpus, options, work) for f in _wanted_files(corpus, partitions)]
+            archives = [_fetch(f, corpus, options, work) for f in wanted]
         base = work / "extracted"
         for archive in archives:
             extract(archive, base)

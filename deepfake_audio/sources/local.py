@@ -15,6 +15,7 @@ import pandas as pd
 import soundfile as sf
 
 from deepfake_audio.errors import ParamError
+from deepfake_audio.manifest import CONDITION_COLUMNS
 from deepfake_audio.sources import register_source
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
@@ -81,20 +82,30 @@ def _row(path: Path, *, utt_id: str, label: str, speaker: str, attack: str) -> d
 @dataclasses.dataclass(frozen=True)
 class ManifestOptions:
     """``{kind: manifest, path: labels.csv}``: a CSV with ``path,label[,speaker,attack]``;
-    paths are relative to the CSV's folder."""
+    paths are relative to the CSV's folder.
+
+    Columns named like a condition (:data:`~deepfake_audio.manifest.CONDITION_COLUMNS`: codec,
+    language, ...) are kept, and ``conditions`` maps more: ``{condition: CSV column}``, e.g.
+    ``{source_corpus: corpus}``, so every metrics block gets an EER per value.
+    """
 
     path: str
+    conditions: dict = dataclasses.field(default_factory=dict)
 
     def validate(self, prefix: str) -> None:
         if not Path(self.path).is_file():
             raise ParamError(f"{prefix}.path", self.path, "an existing CSV file")
+        for name in self.conditions:
+            if name not in CONDITION_COLUMNS:
+                raise ParamError(f"{prefix}.conditions", name, f"one of {list(CONDITION_COLUMNS)}")
 
 
 @register_source("manifest", ManifestOptions)
 def build_manifest(options: ManifestOptions, *, out_dir: Path, n_jobs: int) -> pd.DataFrame:
     csv_path = Path(options.path)
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    for col in ("path", "label"):
+    columns = {**{c: c for c in CONDITION_COLUMNS if c in table.columns}, **options.conditions}
+    for col in ("path", "label", *columns.values()):
         if col not in table.columns:
             raise ValueError(f"{csv_path}: missing column {col!r}; columns are {list(table.columns)}")
     rows = []
@@ -107,7 +118,8 @@ def build_manifest(options: ManifestOptions, *, out_dir: Path, n_jobs: int) -> p
         path = rel if rel.is_absolute() else csv_path.parent / rel
         speaker = rec.get("speaker") or f"file:{rec['path']}"
         attack = rec.get("attack") or ("unknown" if label == "spoof" else "-")
-        rows.append(_row(path, utt_id=rel.with_suffix("").as_posix(), label=label, speaker=speaker, attack=attack))
+        row = _row(path, utt_id=rel.with_suffix("").as_posix(), label=label, speaker=speaker, attack=attack)
+        rows.append(row | {name: rec[col] for name, col in columns.items()})
     if not rows:
         raise ValueError(f"{csv_path}: no rows")
     return pd.DataFrame(rows)
