@@ -81,10 +81,13 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def evaluate(name: str, bundle: Path, params_file: Path, work: Path) -> float:
-    """The demo test EER of ``bundle`` (the evaluate stage, as `dvc repro` runs it)."""
+    """The demo test EER of ``bundle`` (the score and evaluate stages, as `dvc repro` runs them)."""
+    score = [sys.executable, "-m", "stages.score", "--bundle", str(bundle), "--params", str(params_file)]
+    score += ["--manifest", "data/split/manifest.parquet", "--split", "test", "--scaled", "data/scaled"]
+    score += ["--waveforms", "data/waveforms", "--scores", str(work / "scores" / "test.parquet")]
+    run(score, work / "log.txt")
     cmd = [sys.executable, "-m", "stages.evaluate", "--bundle", str(bundle), "--params", str(params_file)]
-    cmd += ["--manifest", "data/split/manifest.parquet", "--scaled", "data/scaled", "--waveforms", "data/waveforms"]
-    cmd += ["--raw", "data/raw", "--scores", str(work / "scores.parquet"), "--metrics", str(work / "metrics.json")]
+    cmd += ["--scores", str(work / "scores"), "--raw", "data/raw", "--metrics", str(work / "metrics.json")]
     run(cmd + ["--plots", str(work / "plots")], work / "log.txt")
     return json.loads((work / "metrics.json").read_text(encoding="utf-8"))["test"]["eer"]
 

@@ -15,7 +15,7 @@ from joblib import Parallel, delayed
 from deepfake_audio.logs import progress
 from deepfake_audio.manifest import order_columns, validate_manifest
 from deepfake_audio.params import DataParams
-from deepfake_audio.sources import build_source, parse_spec
+from deepfake_audio.sources import build_source
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,6 @@ def materialize(data: DataParams, *, out_dir: Path, n_jobs: int) -> pd.DataFrame
     is "". Eval sets are built one at a time, each by its own stage: :func:`materialize_eval_set`.
     """
     check_eval_set_names(data)
-    for name, spec in data.eval_sets.items():  # a bad eval set fails now, not after the training pool is built
-        parse_spec({k: v for k, v in spec.items() if k != "name"}, key=f"data.eval_sets.{name}")
     parts = [
         _build(name, spec, eval_set="", key=f"data.sources[{i}]", out_dir=out_dir, n_jobs=n_jobs)
         for i, (name, spec) in enumerate(zip(source_names(data), data.sources))

@@ -182,8 +182,9 @@ def is_cross_machine_stable(params: GateParams, path: str) -> bool:
 def is_slice(key: str) -> bool:
     """Whether flattened ``key`` is one slice's EER (``test.per_attack_eer.A01``,
     ``test.per_condition_eer.codec.mp3``)."""
+    # Attack and condition values may hold dots themselves (a TTS model "xtts_v2.0.2").
     parts = key.split(".")
-    return (len(parts) >= 2 and parts[-2] in BREAKDOWNS) or (len(parts) >= 3 and parts[-3] == CONDITION_BREAKDOWN)
+    return any(p in BREAKDOWNS for p in parts[:-1]) or CONDITION_BREAKDOWN in parts[:-2]
 
 
 def _matches(path: str, globs: Sequence[str]) -> bool:

@@ -153,9 +153,12 @@ class DataParams:
                 raise ParamError(f"{prefix}.eval_sets.{name}", spec, "a mapping with a 'kind' key")
             if name in ("train", "dev", "test"):
                 raise ParamError(f"{prefix}.eval_sets.{name}", spec, "eval set names must not be train/dev/test")
-            # The name becomes folders (data/eval/<name>) and DVC stage names (eval_data@<name>).
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", str(name)):
-                raise ParamError(f"{prefix}.eval_sets", name, "set names of letters, digits, '_' and '.' (not first)")
+            # The name becomes folders (data/eval/<name>), DVC stage names (eval_data@<name>) and a
+            # params key (data.eval_sets.<name>): a '.' would nest it, a number DVC would skip.
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ParamError(
+                    f"{prefix}.eval_sets", name, "a set name of letters, digits and '_', starting with a letter"
+                )
 
 
 @dataclasses.dataclass(frozen=True)

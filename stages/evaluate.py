@@ -6,7 +6,8 @@ each eval set (with its metrics block), so adding an eval set re-runs this stage
 Reads: ``<scores>/`` (data/scores/<model>: ``test.parquet``, and ``eval/<set>.parquet`` and
 ``eval/<set>.json`` for every set of params ``data.eval_sets``), ``<bundle>/config.json`` (the
 dev threshold) and ``<raw>/`` for the ASV scores of corpora that ship them (the test block's t-DCF).
-Writes: ``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold)
+Writes: ``<metrics>`` (metrics/<model>.json: one block per set; decisions at the dev-set threshold;
+the same again at ``<evaluated>``, data/evaluated/<model>.json, a cached output the report depends on)
 and ``<plots>/`` (roc/det/confusion CSV of the test split for DVC, PNG figures of every set).
 Params: ``evaluate`` (bootstrap replicates of the EER interval), ``data.eval_sets`` (which sets).
 """
@@ -37,6 +38,8 @@ def body(args: argparse.Namespace, params) -> str:
         metrics[name] = read_json(block_path)
         frames.append(pd.read_parquet(scores_path))
     write_json(args.metrics, metrics)
+    if args.evaluated is not None:  # a cached copy: what the report stage depends on and reads
+        write_json(args.evaluated, metrics)
     scores = pd.concat(frames, ignore_index=True)
     write_plots(scores, model=config["model"], threshold=threshold, out_dir=args.plots, metrics=metrics)
     return "; ".join(
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", type=Path, default=None, help="data/raw: ASV scores of corpora that ship them")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
+    parser.add_argument(
+        "--evaluated", type=Path, default=None, help="also write the metrics here (data/evaluated/<model>.json)"
+    )
     run_stage("evaluate", parser, body, argv)
 
 

@@ -1,6 +1,6 @@
 """Stage ``report``: one comparison table and figure across models.
 
-Reads: ``<metrics_dir>/<model>.json`` and the scores in ``<scores_dir>/<model>/`` (test and every set
+Reads: ``<metrics_dir>/<model>.json`` (data/evaluated: the evaluate stages' metrics) and the scores in ``<scores_dir>/<model>/`` (test and every set
 of ``data.eval_sets``) for every model in ``train.models``.
 Writes: ``<summary>`` (metrics/summary.json), ``<figures>/`` (plots/report: the EER comparison, the
 cross-corpus heatmap of models x sets, and one ROC/DET figure per scored set, every model on it),

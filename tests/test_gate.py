@@ -159,12 +159,20 @@ def test_asvspoof5_costs_and_condition_slices_are_gated() -> None:
                 "test.act_dcf": (0.50, 0.60),  # +0.10 > 0.05
                 "la21.per_condition_eer.codec.mp3": (0.10, 0.20),  # a slice: +0.10 > 0.05
                 "la21.per_condition_eer.codec.opus": (0.10, 0.12),
+                "mlaad.per_condition_eer.architecture.xtts_v2.0.2": (0.10, 0.30),  # a dotted value: a slice
+                "mlaad.per_attack_eer.tts.v1.1": (0.10, 0.12),
                 "la21.per_condition_eer": (1, 1),  # not a slice: a malformed key is never gated as one
             }
         ),
         GateParams(),
     )
-    assert _failed(rows) == ["heldout.min_dcf", "la21.per_condition_eer.codec.mp3", "test.act_dcf"]
+    assert _failed(rows) == [
+        "heldout.min_dcf",
+        "la21.per_condition_eer.codec.mp3",
+        "mlaad.per_condition_eer.architecture.xtts_v2.0.2",
+        "test.act_dcf",
+    ]
+    assert _row(rows, "mlaad.per_attack_eer.tts.v1.1").status == "ok"
     assert _row(rows, "test.min_dcf").status == "ok"
 
 

@@ -161,6 +161,8 @@ def test_wrong_types(data: dict, key: str, allowed: str) -> None:
         ({"data": {"eval_sets": {"bench": "x.csv"}}}, "data.eval_sets.bench", "'kind'"),
         ({"data": {"eval_sets": {"bench-dev": {"kind": "demo"}}}}, "data.eval_sets", "letters, digits"),
         ({"data": {"eval_sets": {"../up": {"kind": "demo"}}}}, "data.eval_sets", "letters, digits"),
+        ({"data": {"eval_sets": {"for.v2": {"kind": "demo"}}}}, "data.eval_sets", "letters, digits"),
+        ({"data": {"eval_sets": {2021: {"kind": "demo"}}}}, "data.eval_sets", "starting with a letter"),
     ],
 )
 def test_out_of_range(data: dict, key: str, allowed: str) -> None:

@@ -316,8 +316,9 @@ def test_materialize_unknown_kind_in_eval_set(corpus: Path, tmp_path: Path) -> N
         prefix="data",
     )
     with pytest.raises(ParamError) as info:
-        materialize(data, out_dir=tmp_path / "raw", n_jobs=1)
+        materialize_eval_set(data, "bench", out_dir=tmp_path / "eval", n_jobs=1)
     assert info.value.key == "data.eval_sets.bench.kind"
+    assert len(materialize(data, out_dir=tmp_path / "raw", n_jobs=1)) == 48  # the training pool builds regardless
 
 
 def test_folder_missing_speakers_csv_is_a_param_error(tmp_path: Path) -> None:
