@@ -51,6 +51,12 @@ def pick_model(choices: list[webapp.ModelChoice], default: int, models_dir: Path
             "calibration were fitted.",
         )
         st.caption(f"Kind `{choice.model}`, bundle `{choice.path}`")
+        card = webapp.model_card_text(choice.path)
+        if card is None:
+            st.caption("No model card yet: `dvc repro` writes one per model (data/cards/<model>/MODEL_CARD.md).")
+        else:
+            with st.expander("Model card: its data, metrics and limits"):
+                st.markdown(card)
     return choice
 
 
@@ -93,7 +99,8 @@ def show_result(analysis: webapp.Analysis) -> None:
         low = analysis.min_window
         st.caption(
             f"The clip is longer than the model's {analysis.window_s:g}-s window, so it was scored in "
-            f"{len(analysis.windows)} windows and its score is their mean. The most spoof-like window is "
+            f"{len(analysis.windows)} windows and its score is the mean of their scores"
+            f"{webapp.unscored_text(analysis)}. The most spoof-like window is "
             f"{webapp.format_seconds(low.start_s)} to {webapp.format_seconds(low.end_s)} s "
             f"(score {webapp.format_signed(low.score)})."
         )

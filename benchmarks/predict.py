@@ -7,7 +7,8 @@ Usage (from the repository root)::
 
 Three measurements, all through the code paths ``deepfake-audio predict`` and ``stream`` use, after
 the model is loaded and warmed up, with ``--threads`` torch and BLAS/OpenMP threads (default 1, so
-the figures are per core):
+the figures are per core), without the speech check (the generated clips are not speech to it;
+``python -m benchmarks.vad_cost`` measures what it adds):
 
 * latency: ``Predictor.predict_files`` on one generated 4-s 16 kHz FLAC clip, decode + features
   + model; the median (and 90th percentile) of ``--runs`` runs, in ms;
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepfake_audio.predict import Predictor, expand_paths, pcm_chunks
 
     try:
-        predictor = Predictor.load(args.model)
+        predictor = Predictor.load(args.model, threads=args.threads)  # onnxruntime too, for an export
     except ValueError as exc:
         print(
             f"benchmarks.predict: {exc}\n  train the model with `dvc repro`, or pass --model DIR (a bundle)",
@@ -104,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         clip = Path(tmp) / "clip.flac"
         write_audio(clip, synthetic_clip(np.random.default_rng(0), n_samples=4 * 16000, sample_rate=16000), 16000)
         for _ in range(3):  # numba compilation, filterbank caches, torch's first call
-            predictor.predict_files([clip])
-        latency = [_timed(lambda: predictor.predict_files([clip])) for _ in range(args.runs)]
+            predictor.predict_files([clip], vad=False)
+        latency = [_timed(lambda: predictor.predict_files([clip], vad=False)) for _ in range(args.runs)]
         walls = sorted(w for w, _ in latency)
         median_ms = 1e3 * statistics.median(walls)
         p90_ms = 1e3 * walls[min(int(0.9 * len(walls)), len(walls) - 1)]
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         write_synthetic_clips(folder, args.files, seed=1)
         paths = expand_paths([folder])
         rows: list[dict] = []
-        wall, cpu = _timed(lambda: rows.extend(predictor.predict_files(paths, batch_size=args.batch_size)))
+        wall, cpu = _timed(lambda: rows.extend(predictor.predict_files(paths, vad=False, batch_size=args.batch_size)))
         failed = sum(r["error"] is not None for r in rows)
         files_per_s = len(paths) / wall
         folder_ratio = cpu / wall
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def stream() -> None:
         chunks = pcm_chunks(io.BytesIO(pcm), sample_format="s16le", chunk_bytes=chunk_bytes)
-        windows.extend(predictor.stream(chunks, sr, window_s=predictor.window_s, hop_s=args.hop_s))
+        windows.extend(predictor.stream(chunks, sr, window_s=predictor.window_s, hop_s=args.hop_s, vad=False))
 
     with threadpool_limits(limits=1):
         torch.set_num_threads(1)

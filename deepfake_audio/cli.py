@@ -2,7 +2,9 @@
 
 ``predict`` scores audio files with a trained bundle, through the exact feature and scaler
 pipeline stored in the bundle; ``stream`` scores raw PCM from stdin or a growing file window by
-window (:mod:`deepfake_audio.predict`). ``attacks`` lists the demo corpus's attacks and whether their
+window (:mod:`deepfake_audio.predict`); ``serve`` puts a bundle behind an HTTP API
+(:mod:`deepfake_audio.serve`); ``export`` writes a bundle's network as ONNX or TorchScript
+(:mod:`deepfake_audio.export`). ``attacks`` lists the demo corpus's attacks and whether their
 engines are installed. ``gate`` fails when a metric got worse than at a git revision
 (:mod:`deepfake_audio.gate`). ``scores`` writes a split of a scores file as an official ASVspoof
 evaluation package reads it (:mod:`deepfake_audio.score_files`).
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from deepfake_audio.logs import setup_logging
-from deepfake_audio.predict import Predictor, best_bundle, expand_paths
+from deepfake_audio.predict import AGGREGATES, SCOPES, Predictor, ScoringOptions, best_bundle, expand_paths
 
 log = logging.getLogger("deepfake_audio")
 
@@ -60,7 +62,9 @@ def _load_predictor(args: argparse.Namespace) -> tuple[Predictor | None, str | N
     and what is wrong (a usage error)."""
     try:
         bundle_dir = args.model if args.model is not None else best_bundle(args.models_dir)
-        predictor = Predictor.load(bundle_dir)
+        predictor = Predictor.load(
+            bundle_dir, runtime=getattr(args, "runtime", "auto"), threads=getattr(args, "threads", None)
+        )
     except ValueError as exc:
         return None, str(exc)
     log.info(
@@ -73,8 +77,21 @@ def _load_predictor(args: argparse.Namespace) -> tuple[Predictor | None, str | N
     return predictor, None
 
 
+def _scoring_options(args: argparse.Namespace) -> ScoringOptions:
+    """The ScoringOptions of the scoring flags (:func:`_scoring_flags`); ValueError when they clash."""
+    return ScoringOptions(
+        scope=getattr(args, "scope", "whole"),
+        window_s=args.window_s,
+        hop_s=args.hop_s,
+        aggregate=getattr(args, "aggregate", "mean"),
+        vad=not args.no_vad,
+        min_speech_s=args.min_speech_s,
+    )
+
+
 PREDICT_COLUMNS = ["path", "score", "llr", "prob_bonafide", "decision", "duration_s", "error"]
-COLOURS = {"bonafide": "\033[32m", "spoof": "\033[31m", "error": "\033[33m"}
+CSV_COLUMNS = PREDICT_COLUMNS + ["speech_s", "n_windows", "min_window_start_s"]
+COLOURS = {"bonafide": "\033[32m", "spoof": "\033[31m", "no_speech": "\033[36m", "error": "\033[33m"}
 RESET = "\033[0m"
 
 
@@ -89,9 +106,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
-    """Aligned columns for people: path, score, LLR, P(bona fide), decision, duration (and the
-    most spoof-like window); an unreadable file shows its error instead of scores."""
+def format_table(rows: list[dict], *, colour: bool) -> str:
+    """Aligned columns for people: path, score, LLR, P(bona fide), decision, duration, and the most
+    spoof-like window when some file had several; an unreadable file shows its error instead."""
+    windowed = any(r.get("n_windows", 0) > 1 for r in rows)
     header = ["path", "score", "llr", "P(bonafide)", "decision", "duration_s"] + (["min_window_s"] if windowed else [])
     body = []
     for r in rows:
@@ -100,7 +118,7 @@ def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
             continue
         cells = [
             r["path"],
-            f"{r['score']:+.4f}",
+            _fmt(r["score"], "+.4f"),
             _fmt(r["llr"], "+.2f"),
             _fmt(r["prob_bonafide"], ".3f"),
             r["decision"],
@@ -108,7 +126,7 @@ def format_table(rows: list[dict], *, colour: bool, windowed: bool) -> str:
         ]
         if windowed:
             low = r["min_window"]
-            cells.append(f"{low['start_s']:.2f}-{low['end_s']:.2f}")
+            cells.append("" if low is None else f"{low['start_s']:.2f}-{low['end_s']:.2f}")
         body.append(cells)
     n = len(header)
     widths = [max(len(c[i]) for c in [header, *body]) for i in range(n)]
@@ -135,13 +153,64 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         help="a bundle folder (default: the bundle under --models-dir with the lowest dev EER)",
     )
     parser.add_argument("--models-dir", type=Path, default=Path("data/models"), metavar="DIR")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "onnx", "torchscript"),
+        default="auto",
+        help="torch (the training stack), onnx (ONNX Runtime, no torch needed) or torchscript: the "
+        "last two need a folder written by `deepfake-audio export`; auto (default): the export's "
+        "format for such a folder, else torch",
+    )
+
+
+def _scoring_flags(parser: argparse.ArgumentParser, *, whole_file: bool = True) -> None:
+    if whole_file:
+        parser.add_argument(
+            "--scope",
+            choices=SCOPES,
+            default="whole",
+            help="whole (default): a file longer than the model's clip is scored whole, in windows, "
+            "and --aggregate makes their scores one; first: only its first clip length, as the "
+            "pipeline's features stage crops a clip",
+        )
+        parser.add_argument(
+            "--aggregate",
+            choices=tuple(AGGREGATES),
+            default="mean",
+            help="how the windows' scores become the file's (default mean; docs/serving.md says why)",
+        )
+    parser.add_argument(
+        "--window-s",
+        type=_positive_float,
+        metavar="S",
+        help="window length (default: the bundle's clip length, audio.duration_s); a window longer "
+        "or shorter than that is cropped or padded to it as in training",
+    )
+    parser.add_argument(
+        "--hop-s", type=_positive_float, metavar="S", help="seconds between window starts (default: the window length)"
+    )
+    parser.add_argument(
+        "--no-vad",
+        action="store_true",
+        help="skip the voice-activity check (Silero VAD): score windows without speech too",
+    )
+    parser.add_argument(
+        "--min-speech-s",
+        type=float,
+        default=0.25,
+        metavar="S",
+        help="seconds of speech a window needs to be scored (default 0.25; at most half the window); "
+        "a file with no such window is reported as no_speech",
+    )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    if args.hop_s is not None and args.window_s is None:
-        return _usage_error("predict", "--hop-s needs --window-s")
+    try:
+        options = _scoring_options(args)
+    except ValueError as exc:
+        return _usage_error("predict", str(exc))
     paths = expand_paths(args.paths)
     if not paths:
         return _usage_error("predict", f"no audio files found in {' '.join(args.paths)}")
@@ -149,23 +218,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if predictor is None:
         return _usage_error("predict", problem)
     progress = len(paths) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
-    rows = predictor.predict_files(
-        paths, window_s=args.window_s, hop_s=args.hop_s, batch_size=args.batch_size, progress=progress
-    )
-    windowed = args.window_s is not None
+    rows = predictor.predict_files(paths, options, batch_size=args.batch_size, progress=progress)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
-        columns = PREDICT_COLUMNS + (["min_window_start_s"] if windowed else [])
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
             low = r.get("min_window")
             writer.writerow({**r, "min_window_start_s": None if low is None else low["start_s"]})
     else:
-        print(format_table(rows, colour=_use_colour(sys.stdout), windowed=windowed))
+        print(format_table(rows, colour=_use_colour(sys.stdout)))
     n_failed = sum(r["error"] is not None for r in rows)
-    log.info("%d files scored, %d failed", len(rows) - n_failed, n_failed)
+    n_silent = sum(r["decision"] == "no_speech" for r in rows)
+    log.info("%d files scored, %d without speech, %d failed", len(rows) - n_failed - n_silent, n_silent, n_failed)
     return 1 if n_failed else 0
 
 
@@ -173,8 +239,10 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     from deepfake_audio.errors import AudioError
     from deepfake_audio.predict import pcm_chunks
 
-    if args.hop_s is not None and args.window_s is None:
-        return _usage_error("stream", "--hop-s needs --window-s")
+    try:
+        options = _scoring_options(args)
+    except ValueError as exc:
+        return _usage_error("stream", str(exc))
     if args.input is not None and not args.input.is_file():
         return _usage_error("stream", f"--input {args.input}: no such file")
     predictor, problem = _load_predictor(args)
@@ -186,7 +254,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     source = args.input.open("rb") if args.input is not None else sys.stdin.buffer
     try:
         chunks = pcm_chunks(source, sample_format=args.format, follow=args.input is not None, idle_s=args.idle_s)
-        for w in predictor.stream(chunks, sample_rate, window_s=args.window_s, hop_s=args.hop_s):
+        for w in predictor.stream(chunks, sample_rate, options):
             sys.stdout.write(json.dumps(dataclasses.asdict(w)) + "\n")
             sys.stdout.flush()  # a reader sees each window as soon as it is scored
             windows, audio_s = windows + 1, w.end_s
@@ -200,6 +268,26 @@ def _cmd_stream(args: argparse.Namespace) -> int:
             source.close()
     log.info("stream: %d windows over %.1f s of audio in %.1f s", windows, audio_s, time.perf_counter() - t0)
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from deepfake_audio.serve import ServeLimits, limit_threads, run_server
+
+    try:
+        limits = ServeLimits(
+            max_bytes=int(args.max_mb * 1024 * 1024),
+            max_duration_s=args.max_duration_s,
+            max_in_flight=args.max_in_flight,
+            max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms,
+        )
+    except ValueError as exc:
+        return _usage_error("serve", str(exc))
+    predictor, problem = _load_predictor(args)
+    if predictor is None:
+        return _usage_error("serve", problem)
+    limit_threads(args.threads)
+    return run_server(predictor, host=args.host, port=args.port, limits=limits)
 
 
 def _cmd_attacks(args: argparse.Namespace) -> int:
@@ -275,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser(
         "predict",
         help="score audio files (higher = more bona fide)",
-        description="Score audio files with a trained bundle. Exit status: 0 when every file "
-        "was scored, 1 when some could not be read (their error column says why), "
-        "2 on a usage error.",
+        description="Score audio files with a trained bundle: a file longer than the model's clip "
+        "is scored whole, in windows, and a file without speech is reported as no_speech. Exit "
+        "status: 0 when every file was scored (no_speech included), 1 when some could not be "
+        "read (their error column says why), 2 on a usage error.",
     )
     p.add_argument(
         "paths",
@@ -289,25 +378,18 @@ def main(argv: list[str] | None = None) -> int:
         "--format",
         choices=("table", "csv", "json"),
         default="table",
-        help="table (for people), csv or json (columns path, score, llr, prob_bonafide, decision, duration_s, error)",
+        help="table (for people), csv (path, score, llr, prob_bonafide, decision, duration_s, error, "
+        "speech_s, n_windows, min_window_start_s) or json (those and every window)",
     )
-    p.add_argument(
-        "--window-s",
-        type=_positive_float,
-        metavar="S",
-        help="score sliding windows of S seconds; score = their mean (default: the whole file as "
-        "one clip, cropped or padded to the bundle's audio.duration_s as in training). A window "
-        "longer or shorter than audio.duration_s is cropped or padded to it the same way",
-    )
-    p.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
+    _scoring_flags(p)
     p.add_argument("--batch-size", type=_positive_int, default=32, help="clips per model call (default 32)")
     p.set_defaults(func=_cmd_predict)
     s = sub.add_parser(
         "stream",
         help="score raw mono PCM from stdin (or a growing file) window by window",
         description="Read raw little-endian mono PCM and print one JSON line per window "
-        "({start_s, end_s, score, llr, prob_bonafide, decision}) as soon as the "
-        "window's samples have arrived.",
+        "({start_s, end_s, score, llr, prob_bonafide, decision, speech}) as soon as the "
+        "window's samples have arrived; a window without speech has decision no_speech and no scores.",
     )
     _model_options(s)
     s.add_argument(
@@ -317,10 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         help="input sample rate in Hz (default: the bundle's); other rates are resampled with soxr",
     )
     s.add_argument("--format", choices=("s16le", "f32le"), default="s16le", help="sample format (default s16le)")
-    s.add_argument(
-        "--window-s", type=_positive_float, metavar="S", help="window length (default: the bundle's audio.duration_s)"
-    )
-    s.add_argument("--hop-s", type=_positive_float, metavar="S", help="seconds between windows (default: --window-s)")
+    _scoring_flags(s, whole_file=False)
     s.add_argument(
         "--input", type=Path, metavar="FILE", help="follow this growing file like `tail -f` instead of reading stdin"
     )
@@ -332,6 +411,49 @@ def main(argv: list[str] | None = None) -> int:
         help="with --input: stop when the file has not grown for S seconds (default 2)",
     )
     s.set_defaults(func=_cmd_stream)
+    v = sub.add_parser(
+        "serve",
+        help="score audio over HTTP (POST /v1/score, GET /v1/models, GET /healthz)",
+        description="Serve a bundle over HTTP with FastAPI and uvicorn: the model is loaded once, "
+        "concurrent requests are scored in shared batches, and every bad request gets a 4xx "
+        "JSON error. docs/serving.md has the API.",
+    )
+    _model_options(v)
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument("--max-mb", type=_positive_float, default=50.0, metavar="MB", help="largest upload (default 50)")
+    v.add_argument(
+        "--max-duration-s", type=_positive_float, default=600.0, metavar="S", help="longest audio (default 600)"
+    )
+    v.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="requests scored at once; more get 503 with Retry-After (default 16)",
+    )
+    v.add_argument(
+        "--max-batch", type=_positive_int, default=32, metavar="N", help="windows per model call (default 32)"
+    )
+    v.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="how long a batch waits for more windows once the model is free (default 2)",
+    )
+    v.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="threads of each numeric library (torch, onnxruntime, BLAS/OpenMP; default 1): requests "
+        "already run in parallel, and more threads per request only contend for the same cores",
+    )
+    v.set_defaults(func=_cmd_serve)
+    from deepfake_audio.export import add_parser as add_export_parser
+
+    add_export_parser(sub)
     a = sub.add_parser("attacks", help="list the demo corpus's attacks and their engines")
     a.set_defaults(func=_cmd_attacks)
     i = sub.add_parser(
@@ -400,7 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=_cmd_gate)
     args = parser.parse_args(argv)
     setup_logging(logging.WARNING)
-    if args.command in ("predict", "stream", "import", "scores"):  # which model, and the summary line, on stderr
+    if args.command in (
+        "predict",
+        "stream",
+        "import",
+        "scores",
+        "serve",
+        "export",
+    ):  # which model, and the summary line, on stderr
         log.setLevel(logging.INFO)
     return args.func(args)
 

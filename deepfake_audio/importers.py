@@ -123,7 +123,8 @@ def fit_threshold(bundle_dir: Path, dev_csv: Path, *, progress: Callable | None 
     if bad:
         raise ValueError(f"{dev_csv}: labels {bad} are not bonafide/spoof")
     predictor = Predictor.load(bundle_dir)
-    rows = predictor.predict_files([dev_csv.parent / p for p in table["path"]])
+    # Scored as the pipeline scores a clip (its first crop, no speech check), which the threshold is for.
+    rows = predictor.predict_files([dev_csv.parent / p for p in table["path"]], scope="first", vad=False)
     ok = [i for i, r in enumerate(rows) if r["error"] is None]
     y = table["label"].map(LABEL_IDS).to_numpy()[ok]
     scores = np.array([rows[i]["score"] for i in ok])

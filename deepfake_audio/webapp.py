@@ -45,7 +45,7 @@ MAX_DURATION_S = 300.0
 MODELS_DIR_ENV = "DEEPFAKE_AUDIO_MODELS_DIR"
 METRICS_DIR_ENV = "DEEPFAKE_AUDIO_METRICS_DIR"
 
-DECISION_LABELS = {"bonafide": "bona fide", "spoof": "spoof"}
+DECISION_LABELS = {"bonafide": "bona fide", "spoof": "spoof", "no_speech": "no speech"}
 """How the page words each decision."""
 
 _AUDIO_FAULT_MESSAGES = {
@@ -55,6 +55,8 @@ _AUDIO_FAULT_MESSAGES = {
     "audio at all, or hold an encoding that soundfile cannot decode.",
     "non_finite": "The file holds NaN or infinite samples, so it cannot be scored.",
     "silent": "The clip is silent: there is no signal to analyse.",
+    "no_speech": "The voice-activity check found no speech in the clip, so there is nothing to judge: "
+    "the detector is trained on speech, and would score a tone or noise as confidently as a voice.",
 }
 
 
@@ -164,6 +166,14 @@ def model_choices(models_dir: Path, metrics_dir: Path) -> tuple[list[ModelChoice
     return choices, index
 
 
+def model_card_text(bundle_dir: Path) -> str | None:
+    """The markdown of a bundle's model card (:func:`deepfake_audio.model_card.find_card`), or ``None``."""
+    from deepfake_audio.model_card import find_card
+
+    card = find_card(bundle_dir)
+    return None if card is None else card.read_text(encoding="utf-8")
+
+
 # ------------------------------------------------------------------------------------ uploads
 
 
@@ -244,6 +254,54 @@ def _probe_duration_s(path: Path) -> float | None:
     return float(info.frames) / info.samplerate if info.samplerate > 0 else None
 
 
+def decode_upload(
+    data: bytes,
+    filename: str,
+    *,
+    min_duration_s: float = 0.0,
+    max_bytes: int = MAX_UPLOAD_MB * 1024 * 1024,
+    max_duration_s: float = MAX_DURATION_S,
+) -> tuple[np.ndarray, int]:
+    """Check and decode an uploaded clip (the web page and ``deepfake-audio serve`` both call this).
+
+    The bytes are written to a private temporary folder (named by us, never by the upload) and
+    deleted before this returns, whatever happens. A header that declares more than
+    ``max_duration_s`` is refused before the audio is decoded.
+
+    Returns:
+        ``(y, sample_rate)``: float32 mono samples at the file's own rate.
+
+    Raises:
+        UploadError: for everything that is the upload's fault (type, size, empty, corrupt,
+            non-finite, silent, too short, longer than ``max_duration_s``).
+    """
+
+    suffix = check_upload(filename, len(data), max_bytes=max_bytes)
+    with tempfile.TemporaryDirectory(prefix="deepfake-audio-upload-") as tmp:
+        path = Path(tmp) / f"upload.{suffix}"
+        path.write_bytes(data)
+        return decode_file(path, kind=suffix, min_duration_s=min_duration_s, max_duration_s=max_duration_s)
+
+
+def decode_file(
+    path: Path, *, kind: str = "audio", min_duration_s: float = 0.0, max_duration_s: float = MAX_DURATION_S
+) -> tuple[np.ndarray, int]:
+    """Decode a clip on disk at its own rate, refusing one longer than ``max_duration_s`` (its
+    header is read first); :class:`UploadError` for every fault."""
+    from deepfake_audio.audio import read_audio
+
+    declared = _probe_duration_s(path)
+    if declared is not None and declared > max_duration_s:
+        raise _too_long(declared, max_duration_s)
+    try:
+        y, sr = read_audio(path)
+    except AudioError as exc:
+        raise _audio_fault(exc, kind=kind, min_duration_s=min_duration_s) from exc
+    if len(y) / sr > max_duration_s:
+        raise _too_long(len(y) / sr, max_duration_s)
+    return y, sr
+
+
 def analyse_upload(
     data: bytes,
     filename: str,
@@ -252,58 +310,57 @@ def analyse_upload(
     max_bytes: int = MAX_UPLOAD_MB * 1024 * 1024,
     max_duration_s: float = MAX_DURATION_S,
 ) -> Analysis:
-    """Check, decode and score an uploaded clip.
-
-    The bytes are written to a private temporary folder (named by us, never by the upload) and
-    deleted before this returns, whatever happens.
+    """Check, decode and score an uploaded clip (:func:`decode_upload`, then :func:`analyse_signal`).
 
     Raises:
         UploadError: for everything that is the upload's fault (type, size, empty, corrupt,
-            non-finite, silent, too short, longer than ``max_duration_s``).
+            non-finite, silent, too short, longer than ``max_duration_s``, no speech).
     """
-    suffix = check_upload(filename, len(data), max_bytes=max_bytes)
-    with tempfile.TemporaryDirectory(prefix="deepfake-audio-upload-") as tmp:
-        path = Path(tmp) / f"upload.{suffix}"
-        path.write_bytes(data)
-        return analyse_file(path, predictor, filename=filename, max_duration_s=max_duration_s)
+    y, sr = decode_upload(
+        data,
+        filename,
+        min_duration_s=predictor.audio.min_duration_s,
+        max_bytes=max_bytes,
+        max_duration_s=max_duration_s,
+    )
+    return analyse_signal(y, sr, predictor, filename=filename)
 
 
 def analyse_file(
     path: Path, predictor: Predictor, *, filename: str | None = None, max_duration_s: float = MAX_DURATION_S
 ) -> Analysis:
     """Decode and score a clip on disk (see :func:`analyse_upload`, which checks the upload first)."""
-    from deepfake_audio.audio import read_audio, resample
-
     path = Path(path)
-    filename = filename or path.name
     kind = path.suffix.lstrip(".") or "audio"
-    min_duration_s = float(predictor.config.get("audio", {}).get("min_duration_s", 0.0))
-    declared = _probe_duration_s(path)
-    if declared is not None and declared > max_duration_s:
-        raise _too_long(declared, max_duration_s)
-    try:
-        y, sr = read_audio(path)
-    except AudioError as exc:
-        raise _audio_fault(exc, kind=kind, min_duration_s=min_duration_s) from exc
-    duration_s = len(y) / sr
-    if duration_s > max_duration_s:
-        raise _too_long(duration_s, max_duration_s)
-    # Too short, silent or non-finite: score_signal rejects those as the pipeline does (below).
+    y, sr = decode_file(path, kind=kind, min_duration_s=predictor.audio.min_duration_s, max_duration_s=max_duration_s)
+    return analyse_signal(y, sr, predictor, filename=filename or path.name)
 
+
+def analyse_signal(y: np.ndarray, sr: int, predictor: Predictor, *, filename: str) -> Analysis:
+    """Score a decoded clip through the one scoring path (:meth:`Predictor.score_signal`: whole, in
+    windows, with the speech check) and compute what the page draws.
+
+    Raises:
+        UploadError: too short, silent, non-finite, or no speech.
+    """
+    from deepfake_audio.audio import resample
+
+    kind = Path(filename).suffix.lstrip(".") or "audio"
+    min_duration_s = predictor.audio.min_duration_s
     # Resampled once, here: the predictor then scores at its own rate without resampling again.
     y_model = resample(y, orig_sr=sr, target_sr=int(predictor.sample_rate))
-    window_s = float(predictor.window_s)
-    long_clip = duration_s > window_s
     try:
-        result = predictor.score_signal(y_model, int(predictor.sample_rate), window_s=window_s if long_clip else None)
+        result = predictor.score_signal(y_model, int(predictor.sample_rate))
     except AudioError as exc:
         raise _audio_fault(exc, kind=kind, min_duration_s=min_duration_s) from exc
+    if result["score"] is None:
+        raise UploadError("no_speech", _AUDIO_FAULT_MESSAGES["no_speech"])
     log_mel, hop_length = log_mel_of(predictor, y_model)
-    windows = tuple(result.get("windows") or ()) if long_clip else ()
+    windows = tuple(result["windows"]) if len(result["windows"]) > 1 else ()
     return Analysis(
         filename=filename,
         model_name=predictor.model_name,
-        duration_s=duration_s,
+        duration_s=len(y) / sr,
         sample_rate=int(predictor.sample_rate),
         y=y_model,
         log_mel=log_mel,
@@ -313,9 +370,9 @@ def analyse_file(
         prob_bonafide=_optional_float(result.get("prob_bonafide")),
         decision=str(result["decision"]),
         threshold=float(predictor.threshold),
-        window_s=window_s,
+        window_s=float(predictor.window_s),
         windows=windows,
-        min_window=result.get("min_window") if long_clip else None,
+        min_window=result["min_window"] if windows else None,
     )
 
 
@@ -419,9 +476,13 @@ def timeline_figure(analysis: Analysis) -> Figure:
     ax = fig.add_subplot()
     # A bar over each window's span and a dot at its centre: the tail window overlaps the one
     # before it, and the dots keep the two apart.
-    centres = [(w.start_s + w.end_s) / 2 for w in analysis.windows]
-    ax.plot(centres, [w.score for w in analysis.windows], color="0.7", linewidth=0.8, zorder=1)
-    for w, centre in zip(analysis.windows, centres):
+    scored = [w for w in analysis.windows if w.score is not None]  # windows without speech are not scored
+    for w in analysis.windows:
+        if w.score is None:
+            ax.axvspan(w.start_s, w.end_s, color="0.92", zorder=0)
+    centres = [(w.start_s + w.end_s) / 2 for w in scored]
+    ax.plot(centres, [w.score for w in scored], color="0.7", linewidth=0.8, zorder=1)
+    for w, centre in zip(scored, centres):
         colour = _BONAFIDE_COLOUR if w.score >= analysis.threshold else _SPOOF_COLOUR
         ax.hlines(w.score, w.start_s, w.end_s, colors=colour, linewidth=3.0, alpha=0.45, zorder=2)
         ax.plot([centre], [w.score], "o", color=colour, markersize=4, zorder=3)
@@ -442,7 +503,9 @@ def timeline_figure(analysis: Analysis) -> Figure:
     # Legend entries for the bar colours (proxies: the bars themselves would repeat per window).
     ax.plot([], [], "o-", color=_BONAFIDE_COLOUR, linewidth=3.0, markersize=4, label="window: bona fide")
     ax.plot([], [], "o-", color=_SPOOF_COLOUR, linewidth=3.0, markersize=4, label="window: spoof")
-    scores = [w.score for w in analysis.windows] + [analysis.threshold, analysis.score]
+    if len(scored) < len(analysis.windows):
+        ax.plot([], [], color="0.85", linewidth=6.0, label="window: no speech (not scored)")
+    scores = [w.score for w in scored] + [analysis.threshold, analysis.score]
     span = max(max(scores) - min(scores), 1e-3)
     ax.set_ylim(min(scores) - 0.15 * span, max(scores) + 0.15 * span)
     ax.set_xlim(0.0, analysis.duration_s)
@@ -452,13 +515,21 @@ def timeline_figure(analysis: Analysis) -> Figure:
     return fig
 
 
+def unscored_text(analysis: Analysis) -> str:
+    """`` (2 windows without speech were not scored)``, or nothing when every window had speech."""
+    n = sum(w.score is None for w in analysis.windows)
+    if not n:
+        return ""
+    return f" ({n} window{'s' if n > 1 else ''} without speech {'were' if n > 1 else 'was'} not scored)"
+
+
 def windows_table(analysis: Analysis) -> list[dict[str, object]]:
     """One row per window for a table: times in seconds, score, P(bona fide) and the decision."""
     return [
         {
             "start (s)": round(float(w.start_s), 2),
             "end (s)": round(float(w.end_s), 2),
-            "score": round(float(w.score), 3),
+            "score": None if w.score is None else round(float(w.score), 3),
             "P(bona fide)": None if w.prob_bonafide is None else round(float(w.prob_bonafide), 3),
             "decision": DECISION_LABELS.get(w.decision, w.decision),
         }

@@ -15,7 +15,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-SIGNAL_KINDS = ("sine", "noise", "silence", "harmonic")
+SIGNAL_KINDS = ("sine", "noise", "silence", "harmonic", "speech")
+
+
+def _arctic() -> tuple[np.ndarray, int]:
+    """CMU ARCTIC utterance a0007 (a real recorded voice, 16 kHz), shipped in the pinned pysptk wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pysptk")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("pysptk (which ships the real speech clip) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "example_audio_data" / "arctic_a0007.wav"
+    y, sr = sf.read(path, dtype="float32")
+    return y, int(sr)
+
 
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 
@@ -25,8 +38,10 @@ def synth(kind: str, *, n_samples: int, sample_rate: int, seed: int = 0, f0: flo
 
     Args:
         kind: ``sine`` (440 Hz, peak 0.5), ``noise`` (white Gaussian, std 0.1, clipped to
-            +-0.5), ``silence`` (zeros) or ``harmonic`` (voice-like: 1/k harmonics of an ``f0``
-            with 5 Hz vibrato and a syllable envelope, peak about 0.5).
+            +-0.5), ``silence`` (zeros), ``harmonic`` (voice-like: 1/k harmonics of an ``f0``
+            with 5 Hz vibrato and a syllable envelope, peak about 0.5; not speech to a
+            voice-activity detector) or ``speech`` (a real recorded utterance, looped and
+            starting ``seed`` x 0.37 s in, peak 0.5; ``f0`` is ignored).
         n_samples: length.
         sample_rate: Hz.
         seed: seeds the noise and the harmonic phase jitter.
@@ -43,6 +58,15 @@ def synth(kind: str, *, n_samples: int, sample_rate: int, seed: int = 0, f0: flo
         y = np.clip(0.1 * rng.standard_normal(n_samples), -0.5, 0.5)
     elif kind == "silence":
         y = np.zeros(n_samples)
+    elif kind == "speech":
+        from deepfake_audio.audio import resample
+
+        voice, sr = _arctic()
+        voice = resample(voice, orig_sr=sr, target_sr=sample_rate)
+        voice = voice[int(0.2 * sample_rate) :]  # the recording's leading pause
+        start = int(seed * 0.37 * sample_rate) % len(voice)
+        y = np.resize(np.roll(voice, -start), n_samples)
+        y = 0.5 * y / max(float(np.max(np.abs(y))), 1e-9)
     elif kind == "harmonic":
         f = f0 * (1.0 + 0.03 * np.sin(2 * np.pi * 5.0 * t + rng.uniform(0, 2 * np.pi)))
         phase = 2 * np.pi * np.cumsum(f) / sample_rate

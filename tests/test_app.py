@@ -50,7 +50,7 @@ def predictors(bundles: dict[str, Path]) -> dict[str, Predictor]:
 
 
 def wav_bytes(
-    *, kind: str = "harmonic", duration_s: float = 0.6, sample_rate: int = 16000, fmt: str = "WAV", seed: int = 0
+    *, kind: str = "speech", duration_s: float = 0.6, sample_rate: int = 16000, fmt: str = "WAV", seed: int = 0
 ) -> bytes:
     y = synth(kind, n_samples=int(duration_s * sample_rate), sample_rate=sample_rate, seed=seed)
     buf = io.BytesIO()
@@ -371,7 +371,7 @@ def test_page_scores_an_upload(
     assert [s.value for s in at.subheader] == ["Waveform", "Log-mel spectrogram", "Score over time"]
     low = expected.min_window
     assert low.score == min(w.score for w in expected.windows)
-    assert f"scored in {len(expected.windows)} windows and its score is their mean" in texts(at.caption)
+    assert f"scored in {len(expected.windows)} windows and its score is the mean of their scores" in texts(at.caption)
     assert (
         f"most spoof-like window is {webapp.format_seconds(low.start_s)} to {webapp.format_seconds(low.end_s)} s"
         in texts(at.caption)
@@ -404,3 +404,47 @@ def test_page_explains_a_bad_upload(
     assert not at.exception
     assert says in texts(at.error)
     assert not [m for m in at.markdown if m.value.startswith("### Decision:")]
+
+
+def test_a_clip_without_speech_is_refused_with_the_reason(predictors: dict[str, Predictor]) -> None:
+    t = np.arange(32000) / 16000
+    tone = (0.4 * np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, tone, 16000, format="WAV")
+    with pytest.raises(webapp.UploadError, match="no speech") as info:
+        webapp.analyse_upload(buf.getvalue(), "tone.wav", predictors["xgboost"])
+    assert info.value.reason == "no_speech"
+
+
+def test_windows_without_speech_are_shown_unscored(predictors: dict[str, Predictor]) -> None:
+    predictor = predictors["cnn_lstm"]
+    speech = synth("speech", n_samples=32000, sample_rate=16000)
+    t = np.arange(32000) / 16000
+    tone = (0.4 * np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate([speech, tone]), 16000, format="WAV")
+    analysis = webapp.analyse_upload(buf.getvalue(), "half.wav", predictor)
+    assert [w.score is None for w in analysis.windows] == [False, False, True, True]
+    assert analysis.score == pytest.approx(np.mean([w.score for w in analysis.windows[:2]]))
+    assert webapp.unscored_text(analysis) == " (2 windows without speech were not scored)"
+    assert [r["score"] for r in webapp.windows_table(analysis)][2:] == [None, None]
+    fig = webapp.timeline_figure(analysis)
+    assert len(fig.axes[0].collections) == 2  # bars for the scored windows only
+
+
+def test_page_shows_the_model_card(monkeypatch: pytest.MonkeyPatch, models_dir: Path, metrics_dir: Path) -> None:
+    at = app_test(monkeypatch, models_dir, metrics_dir).run()
+    at.selectbox[0].set_value("xgboost").run()
+    assert "No model card yet" in texts(at.caption)
+    card = models_dir.parent / "cards" / "xgboost" / "MODEL_CARD.md"  # where the card@ stage writes it
+    card.parent.mkdir(parents=True)
+    try:
+        card.write_text("# Model card: xgboost\n\nEER on bench_dev: 38.73%\n", encoding="utf-8")
+        at.selectbox[0].set_value("cnn_lstm").run()
+        at.selectbox[0].set_value("xgboost").run()
+        assert not at.exception
+        assert [e.label for e in at.expander] == ["Model card: its data, metrics and limits"]
+        assert "EER on bench_dev: 38.73%" in texts(at.expander[0].markdown)
+    finally:
+        card.unlink()
+        card.parent.rmdir()

@@ -146,7 +146,7 @@ def open_page(browser, url: str):
 def test_upload_shows_the_decision_in_a_real_browser(
     server: str, browser, models_dir: Path, make_wav, tmp_path: Path
 ) -> None:
-    clip = make_wav(kind="harmonic", duration_s=3.0, seed=11, name="speech.wav")
+    clip = make_wav(kind="speech", duration_s=3.0, seed=11, name="speech.wav")
     expected = webapp.analyse_file(clip, Predictor.load(best_bundle(models_dir)))
     page = open_page(browser, server)
     best = best_bundle(models_dir).name  # the default model

@@ -130,6 +130,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "eval_score@heldout-xgboost",
         "evaluate@cnn_lstm",
         "evaluate@xgboost",
+        "card@cnn_lstm",
+        "card@xgboost",
         "report",
     } <= _stages_run(out)
     _run(["git", "add", "-A"], repo)
@@ -285,6 +287,9 @@ def test_predict_gives_the_evaluate_stage_scores(repo: Path, model: str) -> None
             "predict",
             "--model",
             f"data/models/{model}",
+            "--scope",
+            "first",  # the pipeline scores a clip's first crop
+            "--no-vad",
             "--format",
             "csv",
             *paths,
@@ -345,7 +350,9 @@ def test_adding_an_eval_set_runs_only_its_stages_and_the_merges(repo: Path) -> N
         stale = set(json.loads(_run(["dvc", "status", "--json"], repo).strip().splitlines()[-1]))
         assert stale == {
             f"eval_{s}@extra" for s in ("data", "check", "features", "scaled", "waveforms", "embeddings")
-        } | {f"eval_score@extra-{m}" for m in models} | {f"evaluate@{m}" for m in models} | {"report"}
+        } | {f"eval_score@extra-{m}" for m in models} | {f"evaluate@{m}" for m in models} | {
+            f"card@{m}" for m in models
+        } | {"report"}  # the cards list every eval set, so they are made again too
         ran = _stages_run(_run(["dvc", "repro"], repo))
         assert not {
             s for s in ran if s.split("@")[0] in ("download", "split", "features", "standardize", "train", "score")
@@ -357,5 +364,5 @@ def test_adding_an_eval_set_runs_only_its_stages_and_the_merges(repo: Path) -> N
     finally:
         params_path.write_text(original)
     ran = _stages_run(_run(["dvc", "repro"], repo))
-    assert ran <= {f"evaluate@{m}" for m in models} | {"report"}
+    assert ran <= {f"evaluate@{m}" for m in models} | {f"card@{m}" for m in models} | {"report"}
     assert "extra" not in json.loads((repo / "metrics" / "xgboost.json").read_text())

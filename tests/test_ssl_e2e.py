@@ -77,6 +77,9 @@ def test_predict_runs_the_front_end_and_gives_the_evaluate_scores(repo: Path) ->
             "predict",
             "--model",
             "data/models/ssl_attm",
+            "--scope",
+            "first",  # the pipeline scores a clip's first crop
+            "--no-vad",
             "--format",
             "json",
             *paths,

@@ -46,7 +46,7 @@ import numpy as np
 
 from deepfake_audio.io import read_json, write_json
 from deepfake_audio.metrics import compute_eer
-from deepfake_audio.predict import Predictor, list_bundles
+from deepfake_audio.predict import Predictor, ScoringOptions, list_bundles
 from tools.stamp import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,10 @@ def score_bundle(predictor: Predictor, clips: list[dict], *, batch_size: int) ->
         :meth:`Predictor.predict_files` rows; failed clips (``error`` set) count in ``n_failed``
         and nowhere else.
     """
-    rows = predictor.predict_files([c["path"] for c in clips], batch_size=batch_size, progress=True)
+    # The first clip length and no speech check: each clip scores as the pipeline's eval_score@ scores it.
+    rows = predictor.predict_files(
+        [c["path"] for c in clips], ScoringOptions(scope="first", vad=False), batch_size=batch_size, progress=True
+    )
     ok = [(c, r) for c, r in zip(clips, rows) if not r["error"]]
     reasons = Counter(r["error"].split(":", 1)[0] for r in rows if r["error"])
     if reasons:
